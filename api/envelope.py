@@ -1,0 +1,96 @@
+"""The response envelope `{code, message, data, error}` and the mapping of errors to statuses."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    Unsupported,
+)
+
+log = logging.getLogger("darkroom.api")
+
+STATUS_OF: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Unsupported: 415,
+}
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_default, separators=(",", ":"))
+
+
+def ok(data: Any = None, message: str = "success", status: int = 200) -> web.Response:
+    body: dict[str, Any] = {"code": 0, "message": message}
+    if data is not None:
+        body["data"] = data
+    return web.json_response(body, status=status, dumps=dumps)
+
+
+def fail(status: int, message: str, error: str | None = None, **extra: str) -> web.Response:
+    body: dict[str, Any] = {"code": status, "message": message}
+    if error:
+        body["error"] = error
+    response = web.json_response(body, status=status, dumps=dumps)
+    response.headers.update(extra)
+    return response
+
+
+def validation_message(exc: ValidationError) -> tuple[str, str]:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "body"
+    details = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+    )
+    return f"invalid field '{field}'", details
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn every failure into an envelope with a real status; never a 500 for bad input."""
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        status = STATUS_OF.get(type(exc), 400)
+        error = f"field '{exc.field}': {exc.message}" if exc.field else exc.message
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        return fail(status, exc.message, error, **headers)
+    except ValidationError as exc:
+        message, details = validation_message(exc)
+        return fail(400, message, details)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return fail(413, "request body too large", exc.text)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return fail(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else None)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return fail(500, "internal server error", "see the server log")

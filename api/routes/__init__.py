@@ -1,0 +1,1 @@
+"""Endpoints, one module per concept. Importing a module registers its routes."""

@@ -1,0 +1,288 @@
+"""Asset endpoints: list, upload, show, update, rate, like, describe, delete, original file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import PurePath
+from typing import Any
+from uuid import UUID
+
+from aiohttp import BodyPartReader, web
+
+from api.envelope import ok
+from api.files import serve_file
+from api.models import (
+    AlbumList,
+    AssetDTO,
+    AssetPage,
+    AssetTypes,
+    DescriptionBody,
+    LikeBody,
+    MetadataBody,
+    RatingAndLikeBody,
+    RatingBody,
+    UploadResult,
+)
+from api.registry import Ctx, QueryParam, route
+from commands.assets import NewUpload
+from domain.asset import AssetType, asset_id_from, check_rating
+from domain.errors import InvalidInput, NotFound, TooLarge, Unsupported
+from infra.media_types import sniff_file
+from infra.storage import StagedFile
+
+PAGE = (
+    QueryParam("limit", "integer", "page size (default 20, at most 100)"),
+    QueryParam("offset", "integer", "items to skip"),
+)
+_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
+ASSET_TYPES = [t.value for t in AssetType]
+
+
+def _types(ctx: Ctx) -> list[str] | None:
+    raw = ctx.query_str("types") or ctx.query_str("type")
+    if raw is None:
+        return None
+    types = [t.strip().upper() for t in raw.split(",") if t.strip()]
+    bad = [t for t in types if t not in ASSET_TYPES]
+    if bad or not types:
+        raise InvalidInput(f"unknown asset type(s) {', '.join(bad) or raw!r}; use {', '.join(ASSET_TYPES)}", "types")
+    return types
+
+
+async def _asset(ctx: Ctx, asset_id: UUID) -> dict[str, Any]:
+    asset = await ctx.run(ctx.services.catalog.get, ctx.user_id, str(asset_id))
+    if asset is None:
+        raise NotFound(f"asset {asset_id} not found")
+    return asset
+
+
+def _asset_id(ctx: Ctx) -> UUID:
+    return asset_id_from(ctx.request.match_info["id"])
+
+
+# Static paths first: aiohttp matches in registration order, and /assets/{id} would take them.
+
+
+@route("GET", "/assets/types", summary="Supported asset types", tag="Assets", response=AssetTypes)
+async def asset_types(ctx: Ctx) -> web.Response:
+    return ok({"types": ASSET_TYPES})
+
+
+@route("GET", "/assets/liked", summary="The user's liked assets", tag="Assets", response=AssetPage,
+       query=PAGE)
+async def liked_assets(ctx: Ctx) -> web.Response:
+    limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
+    assets = await ctx.run(ctx.services.catalog.list, ctx.user_id, liked=True, limit=limit, offset=offset)
+    return ok({"assets": assets, "limit": limit, "offset": offset})
+
+
+@route("GET", "/assets/rating/{rating}", summary="The user's assets with a given rating (0-5)",
+       tag="Assets", response=AssetPage, query=PAGE)
+async def assets_by_rating(ctx: Ctx) -> web.Response:
+    raw = ctx.request.match_info["rating"]
+    if not raw.isdigit():
+        raise InvalidInput(f"rating must be an integer from 0 to 5, got {raw!r}", "rating")
+    rating = check_rating(int(raw))
+    limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
+    assets = await ctx.run(ctx.services.catalog.list, ctx.user_id, rating=rating, limit=limit, offset=offset)
+    return ok({"assets": assets, "limit": limit, "offset": offset})
+
+
+@route("GET", "/assets", summary="List assets by type(s) or owner, newest taken first",
+       tag="Assets", response=AssetPage, query=(
+           QueryParam("type", description="PHOTO, VIDEO, AUDIO or DOCUMENT"),
+           QueryParam("types", description="comma-separated types"),
+           QueryParam("owner_id", "integer", "owner (only your own assets are visible)"),
+           *PAGE,
+           QueryParam("sort_order", description="asc or desc (default) by taken time"),
+       ))
+async def list_assets(ctx: Ctx) -> web.Response:
+    types = _types(ctx)
+    owner = ctx.query_str("owner_id")
+    if types is None and owner is None:
+        raise InvalidInput("give at least one of type, types or owner_id", "type")
+    owner_id = ctx.query_int("owner_id", ctx.user_id, 1) if owner is not None else ctx.user_id
+    order = (ctx.query_str("sort_order") or "desc").lower()
+    if order not in ("asc", "desc"):
+        raise InvalidInput(f"sort_order must be asc or desc, got {order!r}", "sort_order")
+    limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
+    assets: list[dict[str, Any]] = []
+    if owner_id == ctx.user_id:  # another user's assets are never listed
+        assets = await ctx.run(ctx.services.catalog.list, ctx.user_id, types=types, limit=limit,
+                               offset=offset, descending=order == "desc")
+    return ok({"assets": assets, "limit": limit, "offset": offset})
+
+
+async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
+    while True:
+        chunk = await part.read_chunk(1024 * 1024)
+        if not chunk:
+            return
+        yield chunk
+
+
+@route("POST", "/assets", summary="Upload one file (multipart field 'file')", tag="Assets",
+       response=UploadResult, multipart=("file", "repository_id"))
+async def upload_asset(ctx: Ctx) -> web.Response:
+    services = ctx.services
+    request = ctx.request
+    limit = services.settings.max_upload_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise TooLarge(f"upload is larger than the limit of {limit} bytes", "file")
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidInput("upload must be multipart/form-data with a 'file' field", "file")
+    claimed_hash = request.headers.get("X-Content-Hash")
+    if claimed_hash is not None and not _HEX64.match(claimed_hash.strip()):
+        raise InvalidInput("X-Content-Hash must be a BLAKE3 hex digest (64 hex digits)", "X-Content-Hash")
+
+    repository_field: str | None = None
+    staged: StagedFile | None = None
+    filename = "upload"
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidInput("nested multipart is not supported", "file")
+            if part.name == "repository_id":
+                repository_field = (await part.text()).strip()
+            elif part.name == "file":
+                if staged is not None:
+                    raise InvalidInput("send exactly one 'file' field; use /assets/batch for many", "file")
+                filename = PurePath((part.filename or "upload").replace("\\", "/")).name[:255] or "upload"
+                staged = await services.storage.stage(_file_chunks(part), limit)
+            else:
+                raise InvalidInput(f"unexpected multipart field {part.name!r}", str(part.name))
+        if staged is None:
+            raise InvalidInput("multipart field 'file' is missing", "file")
+        if staged.size == 0:
+            raise InvalidInput("the file is empty", "file")
+        if claimed_hash is not None and claimed_hash.strip().lower() != staged.content_hash:
+            raise InvalidInput(
+                f"X-Content-Hash {claimed_hash.strip().lower()} does not match the received "
+                f"content ({staged.content_hash}); the upload was corrupted or the hash is wrong",
+                "X-Content-Hash",
+            )
+        repository_id = services.storage.repository(repository_field)
+        media = await ctx.run(sniff_file, str(staged.path), filename)
+        if media is None:
+            raise Unsupported(
+                f"{filename}: content is not a photo, video, audio file or PDF that Darkroom knows", "file"
+            )
+        storage_path = services.storage.relative_original_path(ctx.user_id, staged.content_hash, media.extension)
+        await ctx.run(services.storage.keep, staged, repository_id, storage_path)
+    except BaseException:
+        if staged is not None:
+            services.storage.discard(staged)
+        raise
+
+    outcome = await ctx.run(services.app.upload, NewUpload(
+        owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
+        mime_type=media.mime_type, content_hash=staged.content_hash,
+        asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
+    ))
+    await ctx.settle(outcome.position)
+    data = {
+        "asset_id": str(outcome.asset_id),
+        "task_id": None,
+        "status": "duplicate" if outcome.duplicate else "uploaded",
+        "file_name": filename,
+        "size": staged.size,
+        "content_hash": staged.content_hash,
+        "message": "you already have this file" if outcome.duplicate else "file stored",
+    }
+    return ok(data, "duplicate" if outcome.duplicate else "uploaded", status=200 if outcome.duplicate else 201)
+
+
+@route("GET", "/assets/{id}", summary="One asset, with optional parts", tag="Assets",
+       response=AssetDTO, query=(
+           QueryParam("include_albums", "boolean", "albums containing the asset (default true)"),
+       ))
+async def get_asset(ctx: Ctx) -> web.Response:
+    asset = await _asset(ctx, _asset_id(ctx))
+    if ctx.query_bool("include_albums", True):
+        asset["albums"] = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
+    return ok(asset)
+
+
+async def _changed(ctx: Ctx, asset_id: UUID, position: int) -> web.Response:
+    await ctx.settle(position)
+    return ok(await _asset(ctx, asset_id), "updated")
+
+
+@route("PUT", "/assets/{id}", summary="Update type-specific metadata", tag="Assets",
+       body=MetadataBody, response=AssetDTO)
+async def update_asset(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.update_metadata, ctx.user_id, asset_id,
+                             ctx.body.specific_metadata)
+    return await _changed(ctx, asset_id, position)
+
+
+@route("DELETE", "/assets/{id}", summary="Soft-delete an asset (the file is kept)", tag="Assets")
+async def delete_asset(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.delete_asset, ctx.user_id, asset_id)
+    await ctx.settle(position)
+    return ok(message=f"asset {asset_id} deleted")
+
+
+@route("GET", "/assets/{id}/original", summary="The original file (Range, ETag)", tag="Assets",
+       binary="application/octet-stream")
+async def original(ctx: Ctx) -> web.StreamResponse:
+    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    if row is None:
+        raise NotFound(f"asset {ctx.request.match_info['id']} not found")
+    path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
+    return await serve_file(ctx.request, path, row["mime_type"], row["hash"], row["original_filename"])
+
+
+@route("PUT", "/assets/{id}/description", summary="Set the description", tag="Assets",
+       body=DescriptionBody, response=AssetDTO)
+async def describe(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.describe, ctx.user_id, asset_id, ctx.body.description)
+    return await _changed(ctx, asset_id, position)
+
+
+@route("PUT", "/assets/{id}/like", summary="Like or unlike", tag="Assets", body=LikeBody,
+       response=AssetDTO)
+async def like(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.like, ctx.user_id, asset_id, ctx.body.liked)
+    return await _changed(ctx, asset_id, position)
+
+
+@route("PUT", "/assets/{id}/rating", summary="Rate from 0 to 5", tag="Assets", body=RatingBody,
+       response=AssetDTO)
+async def rate(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.rate, ctx.user_id, asset_id, ctx.body.rating)
+    return await _changed(ctx, asset_id, position)
+
+
+@route("PUT", "/assets/{id}/rating-and-like", summary="Rate and like in one change",
+       tag="Assets", body=RatingAndLikeBody, response=AssetDTO)
+async def rate_and_like(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    position = await ctx.run(ctx.services.app.rate_and_like, ctx.user_id, asset_id,
+                             ctx.body.rating, ctx.body.liked)
+    return await _changed(ctx, asset_id, position)
+
+
+@route("GET", "/assets/{id}/albums", summary="Albums that contain the asset", tag="Assets",
+       response=AlbumList)
+async def albums_of_asset(ctx: Ctx) -> web.Response:
+    asset = await _asset(ctx, _asset_id(ctx))
+    albums = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
+    return ok({"albums": albums})
+
+
+@route("POST", "/assets/{id}/albums/{albumId}", summary="Add the asset to an album",
+       tag="Assets")
+async def add_asset_to_album(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    album_id = ctx.path_int("albumId")
+    position = await ctx.run(ctx.services.app.add_to_album, ctx.user_id, album_id, asset_id)
+    await ctx.settle(position)
+    return ok(message=f"asset {asset_id} added to album {album_id}")

@@ -1,0 +1,54 @@
+"""Health and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from api.envelope import ok
+from api.models import Health
+from api.registry import Ctx, route
+
+
+def health_report(ctx: Ctx) -> dict[str, Any]:
+    services = ctx.services
+    report: dict[str, Any] = {"status": "ok"}
+    backend = "postgresql" if services.settings.is_postgres else "sqlite"
+    try:
+        head = services.app.recorder.max_notification_id() or 0
+        report["event_store"] = {"status": "ok", "backend": backend, "position": head}
+    except Exception as exc:
+        head = 0
+        report["status"] = "degraded"
+        report["event_store"] = {"status": "down", "backend": backend, "error": str(exc)}
+    projections: dict[str, Any] = {}
+    for name, runner in services.runners.items():
+        try:
+            position = runner.position()
+            projections[name] = {"status": "ok", "position": position, "lag": max(0, head - position)}
+        except Exception as exc:
+            report["status"] = "degraded"
+            projections[name] = {"status": "down", "error": str(exc)}
+    if services.daemon is not None and services.daemon.last_error:
+        report["status"] = "degraded"
+        projections["error"] = services.daemon.last_error
+    report["projections"] = projections
+    report["bus"] = {"status": "ok", "backend": services.settings.bus,
+                     "note": "media processing arrives with the ingest issue"}
+    report["search_index"] = {"status": "not configured"}
+    return report
+
+
+@route("GET", "/health", summary="State of each backend", tag="System", response=Health, auth=False)
+async def health(ctx: Ctx) -> web.Response:
+    report = await ctx.run(health_report, ctx)
+    return ok(report, report["status"], status=200 if report["status"] == "ok" else 503)
+
+
+@route("GET", "/openapi.json", summary="This API as an OpenAPI 3.1 document", tag="System",
+       auth=False)
+async def openapi(ctx: Ctx) -> web.Response:
+    from api.openapi import openapi_document
+
+    return web.json_response(openapi_document())

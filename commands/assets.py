@@ -1,0 +1,115 @@
+"""Asset commands: upload (from a staged file), rate, like, describe, update metadata, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.retry import once_or_conflict, retry_on_conflict
+from domain.asset import Asset
+from domain.errors import NotFound
+from domain.indexes import ContentIndex
+
+if TYPE_CHECKING:
+    from commands.application import Darkroom
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """A staged, hashed, recognised file that is ready to become an asset."""
+
+    owner_id: int
+    original_filename: str
+    file_size: int
+    mime_type: str
+    content_hash: str
+    asset_type: str
+    repository_id: str
+    storage_path: str
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    asset_id: UUID
+    duplicate: bool
+    position: int
+
+
+class AssetCommands:
+    def upload(self: Darkroom, new: NewUpload) -> UploadOutcome:
+        """Create the asset, or answer with the owner's existing asset of the same content.
+
+        The asset and its content-index entry are saved together: two concurrent uploads of the
+        same content by one owner cannot both create an asset.
+        """
+
+        def attempt() -> UploadOutcome:
+            index_id = ContentIndex.create_id(new.owner_id, new.content_hash)
+            try:
+                index: ContentIndex | None = self.repository.get(index_id)
+            except AggregateNotFoundError:
+                index = None
+            if index is not None:
+                existing: Asset = self.repository.get(index.asset_id)
+                if not existing.is_deleted:
+                    return UploadOutcome(existing.id, True, 0)
+            asset = Asset(
+                owner_id=new.owner_id, original_filename=new.original_filename,
+                file_size=new.file_size, mime_type=new.mime_type, content_hash=new.content_hash,
+                asset_type=new.asset_type, repository_id=new.repository_id,
+                storage_path=new.storage_path, upload_time=self.now(),
+            )
+            if index is None:
+                index = ContentIndex(
+                    owner_id=new.owner_id, content_hash=new.content_hash, asset_id=asset.id
+                )
+            else:
+                index.reassign(asset_id=asset.id)
+            return UploadOutcome(asset.id, False, self.save_and_position(asset, index))
+
+        return retry_on_conflict(attempt)
+
+    def get_asset_for(self: Darkroom, user_id: int, asset_id: UUID) -> Asset:
+        asset: Asset = self.load(asset_id, f"asset {asset_id}")
+        if not isinstance(asset, Asset):
+            raise NotFound(f"asset {asset_id} not found")
+        asset.check_owner(user_id)
+        return asset
+
+    def _change_asset(self: Darkroom, user_id: int, asset_id: UUID, change: Any, commutative: bool) -> int:
+        def attempt() -> int:
+            asset = self.get_asset_for(user_id, asset_id)
+            change(asset)
+            return self.save_and_position(asset)
+
+        return retry_on_conflict(attempt) if commutative else once_or_conflict(attempt)
+
+    def rate(self: Darkroom, user_id: int, asset_id: UUID, rating: int) -> int:
+        return self._change_asset(user_id, asset_id, lambda a: a.rate(rating), commutative=True)
+
+    def like(self: Darkroom, user_id: int, asset_id: UUID, liked: bool) -> int:
+        return self._change_asset(user_id, asset_id, lambda a: a.like(liked), commutative=True)
+
+    def rate_and_like(self: Darkroom, user_id: int, asset_id: UUID, rating: int, liked: bool) -> int:
+        def change(asset: Asset) -> None:
+            asset.rate(rating)
+            asset.like(liked)
+
+        return self._change_asset(user_id, asset_id, change, commutative=True)
+
+    def describe(self: Darkroom, user_id: int, asset_id: UUID, description: str | None) -> int:
+        return self._change_asset(
+            user_id, asset_id, lambda a: a.describe(description), commutative=False
+        )
+
+    def update_metadata(self: Darkroom, user_id: int, asset_id: UUID, changes: dict[str, Any]) -> int:
+        return self._change_asset(
+            user_id, asset_id, lambda a: a.update_metadata(changes), commutative=False
+        )
+
+    def delete_asset(self: Darkroom, user_id: int, asset_id: UUID) -> int:
+        now = self.now()
+        return self._change_asset(user_id, asset_id, lambda a: a.delete(now), commutative=False)

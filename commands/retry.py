@@ -1,0 +1,42 @@
+"""Optimistic concurrency: retry a command whose save lost a race on an aggregate version."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from eventsourcing.persistence import IntegrityError, OperationalError
+
+from domain.errors import Conflict
+
+T = TypeVar("T")
+
+# Errors that mean "someone else wrote first" (or held the lock): reload and try again.
+CONFLICTS: tuple[type[BaseException], ...] = (IntegrityError, OperationalError, sqlite3.OperationalError)
+
+
+def retry_on_conflict(command: Callable[[], T], attempts: int = 50) -> T:
+    """Run `command` (load, decide, save) again while its save conflicts.
+
+    For commutative commands (like, rating, adding to an album): whoever loses a race reloads the
+    aggregate and applies its change on top, so no update is lost. After `attempts`, 409.
+    """
+    delay = 0.002
+    for _ in range(attempts):
+        try:
+            return command()
+        except CONFLICTS:
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 1.5, 0.1)
+    raise Conflict("too many concurrent changes to the same object; try again")
+
+
+def once_or_conflict(command: Callable[[], T]) -> T:
+    """Run a non-commutative command once; a concurrent change makes it a 409."""
+    try:
+        return command()
+    except IntegrityError:
+        raise Conflict("the object was changed concurrently; reload and try again") from None

@@ -1,0 +1,165 @@
+"""User commands: register, and the bookkeeping of logins and refresh tokens."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.retry import retry_on_conflict
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from domain.ids import email_key, user_id_to_uuid, username_key
+from domain.indexes import EmailClaimed, Sequence, UsernameClaimed
+from domain.user import User
+from infra.tokens import RefreshTokenParts, new_refresh_token, parse_refresh_token
+
+if TYPE_CHECKING:
+    from commands.application import Darkroom
+
+
+@dataclass(frozen=True)
+class UserView:
+    """What the API shows of a user."""
+
+    user_id: int
+    username: str
+    email: str
+    created_at: datetime
+    last_login: datetime | None
+    is_active: bool
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class Session:
+    """A user with a fresh refresh token."""
+
+    user: UserView
+    refresh_token: RefreshTokenParts
+    position: int
+
+
+def _view(user: User) -> UserView:
+    return UserView(
+        user.user_id, user.username, user.email, user.created_at, user.last_login,
+        user.is_active, user.is_admin,
+    )
+
+
+class UserCommands:
+    refresh_token_ttl = timedelta(days=30)
+
+    def register(self: Darkroom, username: str, email: str, password_hash: str) -> Session:
+        """Create an account; the first one is the admin. Then log it in."""
+        if self.exists(username_key(username)):
+            raise Conflict(f"username {username!r} is taken", "username")
+        if self.exists(email_key(email)):
+            raise Conflict(f"email {email!r} is already registered", "email")
+
+        def attempt() -> Session:
+            try:
+                users = self.repository.get(Sequence.create_id("users"))
+            except AggregateNotFoundError:
+                users = Sequence(name="users")
+            user_id = users.next_value()
+            now = self.now()
+            user = User(
+                user_id=user_id, username=username, email=email, password_hash=password_hash,
+                is_admin=user_id == 1, registered_at=now,
+            )
+            token = new_refresh_token(user_id)
+            user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
+                        expires_at=now + self.refresh_token_ttl)
+            position = self.save_and_position(
+                users, user, UsernameClaimed(username=username, user_id=user_id),
+                EmailClaimed(email=email, user_id=user_id),
+            )
+            return Session(_view(user), token, position)
+
+        def attempt_checked() -> Session:
+            # A lost race may be on the name rather than on the id sequence: say which.
+            if self.exists(username_key(username)):
+                raise Conflict(f"username {username!r} is taken", "username")
+            if self.exists(email_key(email)):
+                raise Conflict(f"email {email!r} is already registered", "email")
+            return attempt()
+
+        return retry_on_conflict(attempt_checked)
+
+    def user_for_login(self: Darkroom, username: str) -> tuple[int, str] | None:
+        """(user_id, password hash) for a username, or None. Login checks the password."""
+        try:
+            claim = self.repository.get(username_key(username))
+        except AggregateNotFoundError:
+            return None
+        user = self.repository.get(user_id_to_uuid(claim.user_id))
+        if not user.is_active:
+            return None
+        return user.user_id, user.password_hash
+
+    def log_in(self: Darkroom, user_id: int) -> Session:
+        """Record a successful login and issue a refresh token (password already checked)."""
+
+        def attempt() -> Session:
+            user: User = self.load(user_id_to_uuid(user_id), "user")
+            token = new_refresh_token(user_id)
+            now = self.now()
+            user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
+                        expires_at=now + self.refresh_token_ttl)
+            return Session(_view(user), token, self.save_and_position(user))
+
+        return retry_on_conflict(attempt)
+
+    def refresh(self: Darkroom, refresh_token: str) -> Session:
+        """Spend a refresh token for a new one. Presenting a spent token revokes them all."""
+        parts = parse_refresh_token(refresh_token)
+        def attempt() -> Session:
+            user = self._user_for_token(parts)
+            if user.is_reused_token(parts.token_id, parts.secret_hash):
+                user.revoke_all_refresh_tokens(reason=f"spent refresh token {parts.token_id} reused")
+                self.save(user)
+                raise Unauthorized("refresh token was already used; all sessions were revoked")
+            now = self.now()
+            user.check_refresh_token(parts.token_id, parts.secret_hash, now)
+            token = new_refresh_token(user.user_id)
+            user.rotate_refresh_token(at=now, old_token_id=parts.token_id, token_id=token.token_id,
+                                      secret_hash=token.secret_hash,
+                                      expires_at=now + self.refresh_token_ttl)
+            return Session(_view(user), token, self.save_and_position(user))
+
+        return retry_on_conflict(attempt)
+
+    def log_out(self: Darkroom, refresh_token: str) -> int:
+        parts = parse_refresh_token(refresh_token)
+
+        def attempt() -> int:
+            user = self._user_for_token(parts)
+            user.check_refresh_token(parts.token_id, parts.secret_hash, self.now())
+            user.revoke_refresh_token(token_id=parts.token_id)
+            return self.save_and_position(user)
+
+        return retry_on_conflict(attempt)
+
+    def get_user(self: Darkroom, user_id: int) -> UserView:
+        return _view(self.load(user_id_to_uuid(user_id), "user"))
+
+    def _user_for_token(self: Darkroom, parts: RefreshTokenParts) -> User:
+        try:
+            return self.load(user_id_to_uuid(parts.user_id), "user")
+        except NotFound:
+            raise Unauthorized("refresh token is not valid") from None
+
+
+def check_registration(username: Any, email: Any, password: Any) -> None:
+    """Rules for new accounts, beyond the shape the API model checks."""
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{3,64}", username):
+        raise InvalidInput(
+            "username must be 3-64 characters of letters, digits, '_', '.', '-'", "username"
+        )
+    if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", email) or len(email) > 254:
+        raise InvalidInput("email is not a valid address", "email")
+    if len(password) < 8 or len(password) > 1024:
+        raise InvalidInput("password must be 8 to 1024 characters", "password")

@@ -1,0 +1,166 @@
+"""The `Asset` aggregate: one uploaded file and everything known about it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from domain.errors import Conflict, InvalidInput, NotFound
+
+
+class AssetType(str, Enum):
+    PHOTO = "PHOTO"
+    VIDEO = "VIDEO"
+    AUDIO = "AUDIO"
+    DOCUMENT = "DOCUMENT"
+
+
+# Fields a client may set through `PUT /assets/{id}`, per type (API.md, specific_metadata).
+SPECIFIC_METADATA_FIELDS: dict[str, frozenset[str]] = {
+    "PHOTO": frozenset(
+        "taken_time camera_model camera_make lens_model exposure_time f_number focal_length "
+        "iso_speed exposure dimensions resolution gps_latitude gps_longitude is_raw orientation "
+        "description".split()
+    ),
+    "VIDEO": frozenset(
+        "recorded_time camera_model codec bitrate frame_rate gps_latitude gps_longitude rotation "
+        "description".split()
+    ),
+    "AUDIO": frozenset(
+        "title artist album genre year codec bitrate sample_rate channels description".split()
+    ),
+    "DOCUMENT": frozenset("page_count title author description".split()),
+}
+
+MAX_DESCRIPTION_LENGTH = 10_000
+
+
+def check_rating(rating: Any) -> int:
+    if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= 5:
+        raise InvalidInput(f"rating must be an integer from 0 to 5, got {rating!r}", "rating")
+    return rating
+
+
+class Asset(Aggregate):
+    """A file uploaded by a user: its identity, its content and what users said about it."""
+
+    @event("Uploaded")
+    def __init__(
+        self,
+        owner_id: int,
+        original_filename: str,
+        file_size: int,
+        mime_type: str,
+        content_hash: str,
+        asset_type: str,
+        repository_id: str,
+        storage_path: str,
+        upload_time: datetime,
+    ) -> None:
+        self.owner_id = owner_id
+        self.original_filename = original_filename
+        self.file_size = file_size
+        self.mime_type = mime_type
+        self.content_hash = content_hash
+        self.asset_type = asset_type
+        self.repository_id = repository_id
+        self.storage_path = storage_path
+        self.upload_time = upload_time
+        self.rating = 0
+        self.liked = False
+        self.description: str | None = None
+        self.specific_metadata: dict[str, Any] = {}
+        self.is_deleted = False
+        self.deleted_at: datetime | None = None
+
+    # -- rules ---------------------------------------------------------------------------------
+
+    def check_owner(self, user_id: int) -> None:
+        """Another user's asset does not exist for this user."""
+        if self.owner_id != user_id:
+            raise NotFound(f"asset {self.id} not found")
+
+    def check_not_deleted(self) -> None:
+        if self.is_deleted:
+            raise Conflict(f"asset {self.id} is deleted")
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def rate(self, rating: int) -> None:
+        self.check_not_deleted()
+        rating = check_rating(rating)
+        if rating != self.rating:
+            self._change_rating(rating=rating)
+
+    @event("RatingChanged")
+    def _change_rating(self, rating: int) -> None:
+        """The owner gave the asset a rating from 0 (none) to 5."""
+        self.rating = rating
+
+    def like(self, liked: bool) -> None:
+        self.check_not_deleted()
+        if not isinstance(liked, bool):
+            raise InvalidInput("liked must be true or false", "liked")
+        if liked != self.liked:
+            self._change_like(liked=liked)
+
+    @event("LikeChanged")
+    def _change_like(self, liked: bool) -> None:
+        """The owner marked the asset as a favourite, or took the mark away."""
+        self.liked = liked
+
+    def describe(self, description: str | None) -> None:
+        self.check_not_deleted()
+        if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
+            raise InvalidInput(
+                f"description is longer than {MAX_DESCRIPTION_LENGTH} characters", "description"
+            )
+        if description != self.description:
+            self._change_description(description=description)
+
+    @event("DescriptionChanged")
+    def _change_description(self, description: str | None) -> None:
+        """The owner wrote (or cleared) the asset's description."""
+        self.description = description
+
+    def update_metadata(self, changes: dict[str, Any]) -> None:
+        """Merge user-supplied metadata; only fields of the asset's type are accepted."""
+        self.check_not_deleted()
+        allowed = SPECIFIC_METADATA_FIELDS[self.asset_type]
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
+            raise InvalidInput(
+                f"unknown field(s) for a {self.asset_type}: {', '.join(unknown)}",
+                f"specific_metadata.{unknown[0]}",
+            )
+        if changes:
+            self._update_metadata(changes=changes)
+
+    @event("MetadataUpdated")
+    def _update_metadata(self, changes: dict[str, Any]) -> None:
+        """The owner corrected or added type-specific metadata (fields given replace old ones)."""
+        self.specific_metadata.update(changes)
+        if "description" in changes:
+            self.description = changes["description"]
+
+    def delete(self, at: datetime) -> None:
+        self.check_not_deleted()
+        self._delete(at=at)
+
+    @event("Deleted")
+    def _delete(self, at: datetime) -> None:
+        """Soft delete: the asset leaves every listing; its file is kept."""
+        self.is_deleted = True
+        self.deleted_at = at
+
+
+def asset_id_from(value: str) -> UUID:
+    """Parse a client-given asset id; a malformed one is simply not found."""
+    try:
+        return UUID(str(value))
+    except ValueError:
+        raise NotFound(f"asset {value} not found") from None

@@ -1,0 +1,89 @@
+"""The composition root: builds every adapter from settings and wires them together."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from commands import Darkroom
+from infra.database import Database
+from infra.eventstore import eventstore_env
+from infra.passwords import Passwords
+from infra.settings import Settings
+from infra.storage import Storage
+from infra.tokens import AccessTokens
+from projections.albums import Albums
+from projections.catalog import Catalog
+from projections.registry import PROJECTIONS
+from projections.runner import ProjectionDaemon, ProjectionRunner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    app: Darkroom
+    db: Database
+    storage: Storage
+    passwords: Passwords
+    tokens: AccessTokens
+    runners: dict[str, ProjectionRunner]
+    catalog: Catalog
+    albums: Albums
+    daemon: ProjectionDaemon | None = None
+    closed: bool = field(default=False)
+
+    def wait_for(self, position: int, timeout: float | None = None) -> bool:
+        """Read your writes: block until every read model has applied `position`.
+
+        With projections in this process, catch them up here and now; otherwise poll their
+        positions (another process runs them) until `timeout`. Returns False on time-out.
+        """
+        if position <= 0:
+            return True
+        if self.settings.run_projections:
+            for runner in self.runners.values():
+                if runner.position() < position:
+                    runner.catch_up()
+            return True
+        deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
+        while time.monotonic() < deadline:
+            if all(r.position() >= position for r in self.runners.values()):
+                return True
+            time.sleep(0.01)
+        return False
+
+    def start_daemon(self) -> None:
+        self.daemon = ProjectionDaemon(self.runners.values())
+        self.daemon.start()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.daemon is not None:
+            self.daemon.stop()
+        self.app.close()
+        self.db.close()
+
+
+def bootstrap(settings: Settings) -> Services:
+    settings.ensure_data_dir()
+    app = Darkroom(env=eventstore_env(settings))
+    db = Database(settings)
+    runners = {
+        name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
+        for name, cls in PROJECTIONS.items()
+    }
+    for runner in runners.values():
+        runner.ensure_tables()
+    return Services(
+        settings=settings,
+        app=app,
+        db=db,
+        storage=Storage(settings),
+        passwords=Passwords(settings),
+        tokens=AccessTokens(settings),
+        runners=runners,
+        catalog=Catalog(db),
+        albums=Albums(db),
+    )

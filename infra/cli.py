@@ -1,0 +1,188 @@
+"""The `darkroom` command: serve, projections, events export, config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from infra.settings import SettingsError, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    return load_settings(
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from api.app import create_app
+    from infra.bootstrap import bootstrap
+
+    settings = _settings(args)
+    if args.no_projections:
+        settings.run_projections = False
+    services = bootstrap(settings)
+    backend = "PostgreSQL" if settings.is_postgres else f"SQLite at {settings.sqlite_path}"
+    print(f"darkroom: serving on http://{settings.host}:{settings.port} (event store: {backend})", flush=True)
+    web.run_app(create_app(services), host=settings.host, port=settings.port, print=None,
+                access_log=None)
+    return 0
+
+
+def cmd_projections_status(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+    from projections.runner import head_position
+
+    services = bootstrap(_settings(args))
+    try:
+        head = head_position(services.app)
+        print(f"{'projection':<12} {'position':>10} {'lag':>8}")
+        for name, runner in services.runners.items():
+            position = runner.position()
+            print(f"{name:<12} {position:>10} {head - position:>8}")
+        print(f"{'(log head)':<12} {head:>10}")
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_projections_rebuild(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from infra.bootstrap import bootstrap
+    from projections.registry import PROJECTIONS
+    from projections.runner import rebuild
+
+    names = list(PROJECTIONS) if args.all else [args.name]
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if not names or names == [None] or unknown:
+        print(f"darkroom: name a projection ({', '.join(PROJECTIONS)}) or pass --all", file=sys.stderr)
+        return 2
+    services = bootstrap(_settings(args))
+    try:
+        for name in names:
+            with tqdm(desc=f"rebuild {name}", unit="ev", file=sys.stderr, disable=args.quiet) as bar:
+
+                def progress(done: int, total: int, bar: Any = bar) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                count = rebuild(services.app, services.db, PROJECTIONS[name], progress=progress)
+            print(f"darkroom: rebuilt {name} from {count} events and swapped it in")
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_projections_run(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+
+    services = bootstrap(_settings(args))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    services.start_daemon()
+    print("darkroom: projections running; Ctrl-C to stop", flush=True)
+    stop.wait()
+    services.close()
+    return 0
+
+
+def cmd_events_export(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from infra.bootstrap import bootstrap
+    from infra.event_stream import read_events
+
+    services = bootstrap(_settings(args))
+    out = open(args.output, "w") if args.output else sys.stdout
+    try:
+        head = services.app.recorder.max_notification_id() or 0
+        stop = min(head, args.to) if args.to is not None else head
+        types = {t for t in (args.type or []) for t in t.split(",") if t}
+        count = 0
+        with tqdm(total=max(0, stop - args.from_), desc="export", unit="ev", file=sys.stderr,
+                  disable=args.quiet or not args.output) as bar:
+            last = args.from_
+            for record in read_events(services.app, after=args.from_, to=stop, types=types):
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
+                bar.update(record["position"] - last)
+                last = record["position"]
+                count += 1
+            bar.update(stop - last)
+        print(f"darkroom: exported {count} events", file=sys.stderr)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+        services.close()
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(json.dumps(settings.public_dict(), indent=2, default=str))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="darkroom", description="Darkroom media library server")
+    p.add_argument("--data-dir", help="data directory (default ./data, or DARKROOM_DATA_DIR)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the HTTP API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
+    serve.add_argument("--no-projections", action="store_true",
+                       help="do not run projections here (run `darkroom projections run` instead)")
+    serve.set_defaults(func=cmd_serve)
+
+    proj = sub.add_parser("projections", help="read models: status, rebuild, run")
+    proj_sub = proj.add_subparsers(dest="action", required=True)
+    status = proj_sub.add_parser("status", help="each projection's position and lag")
+    status.set_defaults(func=cmd_projections_status)
+    rb = proj_sub.add_parser("rebuild", help="replay into fresh tables, then swap them in")
+    rb.add_argument("name", nargs="?")
+    rb.add_argument("--all", action="store_true")
+    rb.add_argument("--quiet", action="store_true")
+    rb.set_defaults(func=cmd_projections_rebuild)
+    run = proj_sub.add_parser("run", help="follow the event log and keep read models current")
+    run.set_defaults(func=cmd_projections_run)
+
+    events = sub.add_parser("events", help="the event stream")
+    events_sub = events.add_subparsers(dest="action", required=True)
+    export = events_sub.add_parser("export", help="write events as JSON lines")
+    export.add_argument("--from", dest="from_", type=int, default=0, help="start after this position")
+    export.add_argument("--to", type=int, help="stop at this position (inclusive)")
+    export.add_argument("--type", action="append", help="only these event types (repeatable)")
+    export.add_argument("--output", "-o", help="file to write (default stdout)")
+    export.add_argument("--quiet", action="store_true")
+    export.set_defaults(func=cmd_events_export)
+
+    config = sub.add_parser("config", help="print the effective settings")
+    config.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"darkroom: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Blob storage: repositories of originals on the local filesystem, and the staging area.
+
+An upload is streamed into `staging/` while it is hashed (BLAKE3) and measured, so memory stays
+flat whatever the file size. Once accepted it is moved (an atomic rename) into its repository at a
+content-addressed path: the original is kept byte for byte, and a retry of the same upload lands
+on the same path.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from blake3 import blake3
+
+from domain.errors import InvalidInput, TooLarge
+from infra.settings import Settings
+
+DEFAULT_REPOSITORY_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "darkroom:repository:default"))
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """A complete upload in the staging area, not yet an asset."""
+
+    path: Path
+    size: int
+    content_hash: str
+
+
+class Storage:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = settings.data_dir
+        self.staging = self.root / "staging"
+        self.repositories: dict[str, Path] = {
+            DEFAULT_REPOSITORY_ID: self.root / "repositories" / "default"
+        }
+        self.staging.mkdir(parents=True, exist_ok=True)
+        for path in self.repositories.values():
+            (path / "originals").mkdir(parents=True, exist_ok=True)
+
+    def repository(self, repository_id: str | None) -> str:
+        """The id of the repository to use; an unknown one is a 400."""
+        if not repository_id:
+            return DEFAULT_REPOSITORY_ID
+        if repository_id not in self.repositories:
+            raise InvalidInput(f"unknown repository_id {repository_id!r}", "repository_id")
+        return repository_id
+
+    async def stage(self, chunks: AsyncIterator[bytes], max_size: int) -> StagedFile:
+        """Stream `chunks` to a staging file, hashing on the way. Past `max_size`: 413."""
+        path = self.staging / f"{uuid.uuid4().hex}.part"
+        hasher = blake3()
+        size = 0
+        try:
+            with open(path, "wb") as out:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > max_size:
+                        raise TooLarge(f"file is larger than the limit of {max_size} bytes", "file")
+                    hasher.update(chunk)
+                    out.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return StagedFile(path, size, hasher.hexdigest())
+
+    def relative_original_path(self, owner_id: int, content_hash: str, extension: str) -> str:
+        return f"originals/{owner_id}/{content_hash[:2]}/{content_hash}{extension}"
+
+    def keep(self, staged: StagedFile, repository_id: str, relative_path: str) -> None:
+        """Move a staged file into its repository (durably) before any event names it."""
+        target = self.repositories[repository_id] / relative_path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(staged.path, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(staged.path, target)
+
+    def discard(self, staged: StagedFile) -> None:
+        staged.path.unlink(missing_ok=True)
+
+    def path_of(self, repository_id: str, relative_path: str) -> Path:
+        return self.repositories[repository_id] / relative_path

@@ -1,0 +1,85 @@
+"""JWT access tokens (pyjwt, HS256) and the shape of refresh tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import jwt
+
+from domain.errors import Unauthorized
+from infra.settings import Settings
+
+ALGORITHM = "HS256"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: int
+    is_admin: bool
+
+
+@dataclass(frozen=True)
+class RefreshTokenParts:
+    """A refresh token is `<user_id>.<token_id>.<secret>`; only sha256(secret) is stored."""
+
+    user_id: int
+    token_id: str
+    secret: str
+
+    @property
+    def secret_hash(self) -> str:
+        return hash_secret(self.secret)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}.{self.token_id}.{self.secret}"
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_refresh_token(user_id: int) -> RefreshTokenParts:
+    return RefreshTokenParts(user_id, uuid.uuid4().hex, secrets.token_urlsafe(32))
+
+
+def parse_refresh_token(token: str) -> RefreshTokenParts:
+    parts = token.split(".") if isinstance(token, str) else []
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
+        raise Unauthorized("refresh token is not valid")
+    return RefreshTokenParts(int(parts[0]), parts[1], parts[2])
+
+
+class AccessTokens:
+    def __init__(self, settings: Settings) -> None:
+        self.secret = settings.resolved_jwt_secret()
+        self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
+
+    def issue(self, user_id: int, is_admin: bool, now: datetime | None = None) -> tuple[str, datetime]:
+        now = now or datetime.now(timezone.utc)
+        expires = now + self.ttl
+        claims = {
+            "sub": str(user_id),
+            "adm": is_admin,
+            "iat": int(now.timestamp()),
+            "exp": int(expires.timestamp()),
+            "typ": "access",
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM), expires
+
+    def verify(self, token: str) -> AccessClaims:
+        try:
+            claims = jwt.decode(
+                token, self.secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthorized("access token has expired; refresh it") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized(f"access token is not valid: {exc}") from None
+        if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
+            raise Unauthorized("access token is not valid")
+        return AccessClaims(int(claims["sub"]), bool(claims.get("adm")))

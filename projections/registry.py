@@ -1,0 +1,12 @@
+"""Every projection Darkroom runs, by name."""
+
+from __future__ import annotations
+
+from projections.albums import AlbumsProjection
+from projections.base import Projection
+from projections.catalog import CatalogProjection
+
+PROJECTIONS: dict[str, type[Projection]] = {
+    CatalogProjection.name: CatalogProjection,
+    AlbumsProjection.name: AlbumsProjection,
+}
