@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from commands import Darkroom
 from infra.database import Database
-from infra.eventstore import eventstore_env
+from infra.eventstore import eventstore_env, prepare_database
 from infra.passwords import Passwords
 from infra.settings import Settings
 from infra.storage import Storage
@@ -68,6 +68,7 @@ class Services:
 
 def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
+    prepare_database(settings)
     app = Darkroom(env=eventstore_env(settings))
     db = Database(settings)
     runners = {

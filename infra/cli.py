@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any
 
+from infra.eventstore import DatabaseUnavailable
 from infra.settings import SettingsError, load_settings
 
 
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except SettingsError as exc:
+    except (SettingsError, DatabaseUnavailable) as exc:
         print(f"darkroom: {exc}", file=sys.stderr)
         return 2
 

@@ -31,3 +31,31 @@ def eventstore_env(settings: Settings) -> dict[str, str]:
         "SQLITE_DBNAME": str(settings.sqlite_path),
         "SQLITE_LOCK_TIMEOUT": "30",
     }
+
+
+class DatabaseUnavailable(Exception):
+    """The configured database cannot be reached; the message says what to do."""
+
+
+def prepare_database(settings: Settings) -> None:
+    """Check PostgreSQL answers, and create the configured schema when it is missing."""
+    if not settings.is_postgres:
+        return
+    import psycopg
+    from psycopg import sql
+
+    parts = settings.postgres_parts()
+    try:
+        with psycopg.connect(**parts, connect_timeout=10, autocommit=True) as conn:
+            if settings.database_schema:
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(settings.database_schema)
+                    )
+                )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {parts['host']}:{parts['port']}/{parts['dbname']}: "
+            f"{str(exc).strip()}. Start it with `make services` (or scripts/postgres.sh), "
+            "or fix DARKROOM_DATABASE_URL."
+        ) from None
