@@ -26,6 +26,8 @@ class Transaction(Protocol):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int: ...
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
@@ -39,6 +41,10 @@ class _SQLiteTx:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self.conn.execute(sql, tuple(params)).rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self.conn.executemany(sql, rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
@@ -61,6 +67,11 @@ class _PostgresTx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         cur = self.conn.execute(self._sql(sql), tuple(params))
         return cur.rowcount
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self.conn.cursor() as cur:
+                cur.executemany(self._sql(sql), rows)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return list(self.conn.execute(self._sql(sql), tuple(params)).fetchall())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+
 from infra.settings import Settings
 
 
@@ -21,6 +25,7 @@ def eventstore_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_POOL_SIZE": "8",
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_CONNECT_TIMEOUT": "10",
+            "APPLICATION_RECORDER_TOPIC": "infra.eventstore:PollingPostgresRecorder",
         }
         if settings.database_schema:
             env["POSTGRES_SCHEMA"] = settings.database_schema
@@ -59,3 +64,16 @@ def prepare_database(settings: Settings) -> None:
             f"{str(exc).strip()}. Start it with `make services` (or scripts/postgres.sh), "
             "or fix DARKROOM_DATABASE_URL."
         ) from None
+
+
+class PollingPostgresRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder without the NOTIFY on every insert.
+
+    NOTIFY serves `subscribe()`, which Darkroom does not use: projections poll the notification
+    log the same way on both backends. Measured on this machine, NOTIFY costs about a third of an
+    insert transaction's time. The table lock that keeps notification order equal to commit order
+    stays.
+    """
+
+    def _notify_channel(self, curs: Any) -> None:
+        return None

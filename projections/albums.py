@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.database import Database, Row, Transaction
-from projections.base import Projection, handles, ts
+from projections.base import Projection, chunks, handles, ts, upsert
 from projections.catalog import CATALOG_COLUMNS, asset_from_row
 
 ALBUM_COLUMNS = "album_id, user_id, album_name, description, cover_asset_id, created_at, updated_at"
@@ -44,92 +44,93 @@ class AlbumsProjection(Projection):
         )
         tx.execute(f"CREATE INDEX {self.index_name(members, 'asset')} ON {members} (asset_id)")
 
-    @handles("Album.Created")
-    def created(self, tx: Transaction, e: Any, position: int) -> None:
-        tx.execute(
-            f"INSERT INTO {self.t('albums')} (aggregate_id, {ALBUM_COLUMNS}, is_deleted, version) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
-            (str(e.originator_id), e.album_id, e.user_id, e.album_name, e.description,
-             e.cover_asset_id, ts(e.created_at), ts(e.created_at), e.originator_version),
+    # State per album: its row's columns plus "members", the asset ids in position order.
+
+    def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
+        albums, members = self.t("albums"), self.t("album_assets")
+        states: dict[str, Any] = {}
+        by_id: dict[int, dict[str, Any]] = {}
+        for part in chunks(sorted(keys)):
+            marks = ", ".join("?" * len(part))
+            for row in tx.fetchall(
+                f"SELECT aggregate_id, {ALBUM_COLUMNS}, is_deleted, version FROM {albums} "
+                f"WHERE aggregate_id IN ({marks})",
+                part,
+            ):
+                row["members"] = []
+                states[row["aggregate_id"]] = row
+                by_id[int(row["album_id"])] = row
+        for part in chunks(sorted(by_id)):
+            for m in tx.fetchall(
+                f"SELECT album_id, asset_id FROM {members} "
+                f"WHERE album_id IN ({', '.join('?' * len(part))}) ORDER BY album_id, position",
+                part,
+            ):
+                by_id[int(m["album_id"])]["members"].append(m["asset_id"])
+        return states
+
+    def save(self, tx: Transaction, states: dict[str, Any]) -> None:
+        albums, members = self.t("albums"), self.t("album_assets")
+        columns = ["aggregate_id", *ALBUM_COLUMNS.split(", "), "is_deleted", "version"]
+        ordered = [states[k] for k in sorted(states)]
+        upsert(tx, albums, columns, "aggregate_id", [tuple(s[c] for c in columns) for s in ordered])
+        # Membership is rewritten per touched album: positions are always exactly 0..n-1.
+        tx.executemany(f"DELETE FROM {members} WHERE album_id = ?", [(s["album_id"],) for s in ordered])
+        tx.executemany(
+            f"INSERT INTO {members} (album_id, asset_id, position) VALUES (?, ?, ?)",
+            [(s["album_id"], asset_id, i) for s in ordered for i, asset_id in enumerate(s["members"])],
         )
 
-    def _touch(self, tx: Transaction, e: Any, extra: str = "", params: tuple[Any, ...] = ()) -> int:
-        """Stamp the album row with the event; returns the album's integer id."""
-        row = tx.fetchone(
-            f"SELECT album_id FROM {self.t('albums')} WHERE aggregate_id = ?", (str(e.originator_id),)
-        )
-        assert row is not None, f"album event {type(e).__qualname__} before its creation"
-        tx.execute(
-            f"UPDATE {self.t('albums')} SET updated_at = ?, version = ?{extra} WHERE album_id = ?",
-            (ts(e.at), e.originator_version, *params, row["album_id"]),
-        )
-        return int(row["album_id"])
+    @handles("Album.Created")
+    def created(self, state: Any, e: Any) -> dict[str, Any]:
+        return {
+            "aggregate_id": str(e.originator_id), "album_id": e.album_id, "user_id": e.user_id,
+            "album_name": e.album_name, "description": e.description,
+            "cover_asset_id": e.cover_asset_id, "created_at": ts(e.created_at),
+            "updated_at": ts(e.created_at), "is_deleted": 0, "version": e.originator_version,
+            "members": [],
+        }
+
+    @staticmethod
+    def _stamp(state: Any, e: Any) -> Any:
+        if state is not None:
+            state["updated_at"] = ts(e.at)
+            state["version"] = e.originator_version
+        return state
 
     @handles("Album.Updated")
-    def updated(self, tx: Transaction, e: Any, position: int) -> None:
-        columns = [c for c in ("album_name", "description", "cover_asset_id") if c in e.changes]
-        extra = "".join(f", {c} = ?" for c in columns)
-        self._touch(tx, e, extra, tuple(e.changes[c] for c in columns))
+    def updated(self, state: Any, e: Any) -> Any:
+        if state is not None:
+            for column in ("album_name", "description", "cover_asset_id"):
+                if column in e.changes:
+                    state[column] = e.changes[column]
+        return self._stamp(state, e)
 
     @handles("Album.Deleted")
-    def deleted(self, tx: Transaction, e: Any, position: int) -> None:
-        album_id = self._touch(tx, e, ", is_deleted = 1")
-        tx.execute(f"DELETE FROM {self.t('album_assets')} WHERE album_id = ?", (album_id,))
+    def deleted(self, state: Any, e: Any) -> Any:
+        if state is not None:
+            state["is_deleted"] = 1
+            state["members"] = []
+        return self._stamp(state, e)
 
     @handles("Album.AssetAdded")
-    def asset_added(self, tx: Transaction, e: Any, position: int) -> None:
-        album_id = self._touch(tx, e)
-        members = self.t("album_assets")
-        tx.execute(
-            f"UPDATE {members} SET position = position + 1 WHERE album_id = ? AND position >= ?",
-            (album_id, e.position),
-        )
-        tx.execute(
-            f"INSERT INTO {members} (album_id, asset_id, position) VALUES (?, ?, ?)",
-            (album_id, e.asset_id, e.position),
-        )
+    def asset_added(self, state: Any, e: Any) -> Any:
+        if state is not None:
+            state["members"].insert(e.position, e.asset_id)
+        return self._stamp(state, e)
 
     @handles("Album.AssetRemoved")
-    def asset_removed(self, tx: Transaction, e: Any, position: int) -> None:
-        album_id = self._touch(tx, e)
-        members = self.t("album_assets")
-        row = tx.fetchone(
-            f"SELECT position FROM {members} WHERE album_id = ? AND asset_id = ?", (album_id, e.asset_id)
-        )
-        if row is None:
-            return
-        tx.execute(f"DELETE FROM {members} WHERE album_id = ? AND asset_id = ?", (album_id, e.asset_id))
-        tx.execute(
-            f"UPDATE {members} SET position = position - 1 WHERE album_id = ? AND position > ?",
-            (album_id, row["position"]),
-        )
+    def asset_removed(self, state: Any, e: Any) -> Any:
+        if state is not None and e.asset_id in state["members"]:
+            state["members"].remove(e.asset_id)
+        return self._stamp(state, e)
 
     @handles("Album.AssetMoved")
-    def asset_moved(self, tx: Transaction, e: Any, position: int) -> None:
-        album_id = self._touch(tx, e)
-        members = self.t("album_assets")
-        row = tx.fetchone(
-            f"SELECT position FROM {members} WHERE album_id = ? AND asset_id = ?", (album_id, e.asset_id)
-        )
-        if row is None:
-            return
-        old, new = int(row["position"]), int(e.position)
-        if new < old:
-            tx.execute(
-                f"UPDATE {members} SET position = position + 1 "
-                "WHERE album_id = ? AND position >= ? AND position < ?",
-                (album_id, new, old),
-            )
-        else:
-            tx.execute(
-                f"UPDATE {members} SET position = position - 1 "
-                "WHERE album_id = ? AND position > ? AND position <= ?",
-                (album_id, old, new),
-            )
-        tx.execute(
-            f"UPDATE {members} SET position = ? WHERE album_id = ? AND asset_id = ?",
-            (new, album_id, e.asset_id),
-        )
+    def asset_moved(self, state: Any, e: Any) -> Any:
+        if state is not None and e.asset_id in state["members"]:
+            state["members"].remove(e.asset_id)
+            state["members"].insert(e.position, e.asset_id)
+        return self._stamp(state, e)
 
 
 # -- queries ---------------------------------------------------------------------------------

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
 from infra.database import Transaction
 
-Handler = Callable[[Any, Transaction, Any, int], None]
+Handler = Callable[[Any, Any, Any], Any]
 
 
 def handles(*topics: str) -> Callable[[Handler], Handler]:
-    """Mark a method as the handler of events named like `Asset.Uploaded`."""
+    """Mark a method `(self, state, event) -> state` as the reducer of events named like
+    `Asset.Uploaded`. `state` is None until a creation event makes one."""
 
     def mark(method: Handler) -> Handler:
         method._handles = topics  # type: ignore[attr-defined]
@@ -37,7 +38,11 @@ def to_json(value: Any) -> str:
 
 
 class Projection:
-    """A read model. Subclasses name their tables, create them, and handle events.
+    """A read model made of keyed states (a row, or an album with its members).
+
+    A batch of events is applied in three steps: load the states the batch touches in one query,
+    reduce each event onto its state in memory, write the touched states back in one bulk
+    statement. That keeps a replay at thousands of events per second on both backends.
 
     A projection instance writes to its tables under a suffix: "" for the live copy, another for
     a copy being rebuilt aside, which `projections.runner.rebuild` swaps in when it has caught up.
@@ -73,8 +78,44 @@ class Projection:
         for base in self.tables:
             tx.execute(f"DROP TABLE IF EXISTS {self.t(base)}")
 
-    def apply(self, tx: Transaction, event: Any, position: int) -> None:
-        topic = type(event).__qualname__
-        method = self._handlers.get(topic)
-        if method is not None:
-            getattr(self, method)(tx, event, position)
+    def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
+        """The current states for these keys (absent keys have no state yet)."""
+        raise NotImplementedError
+
+    def save(self, tx: Transaction, states: dict[str, Any]) -> None:
+        """Write back the states a batch touched."""
+        raise NotImplementedError
+
+    def apply_batch(self, tx: Transaction, events: Iterable[Any]) -> None:
+        relevant = []
+        for event in events:
+            method = self._handlers.get(type(event).__qualname__)
+            if method is not None:
+                relevant.append((getattr(self, method), str(event.originator_id), event))
+        if not relevant:
+            return
+        keys = {key for _, key, _ in relevant}
+        states = self.load(tx, keys)
+        for reduce, key, event in relevant:
+            state = reduce(states.get(key), event)
+            if state is not None:
+                states[key] = state
+        self.save(tx, {k: v for k, v in states.items() if k in keys})
+
+
+def chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def upsert(tx: Transaction, table: str, columns: list[str], key: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert or replace rows by `key` in one bulk call (pipelined and prepared on psycopg).
+
+    Measured: one multi-row VALUES statement is slower here, because psycopg parses the
+    placeholders of a 10k-parameter query in Python on every call."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    tx.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        rows,
+    )

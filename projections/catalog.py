@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 from infra.database import Database, Row, Transaction
-from projections.base import Projection, handles, to_json, ts
+from projections.base import Projection, chunks, handles, to_json, ts, upsert
 
 CATALOG_COLUMNS = (
     "asset_id, owner_id, type, original_filename, mime_type, file_size, hash, width, height, "
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
     "storage_path, is_deleted, deleted_at, status, specific_metadata, version"
 )
+_COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 
 
 class CatalogProjection(Projection):
@@ -54,54 +55,70 @@ class CatalogProjection(Projection):
         )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_hash')} ON {table} (owner_id, hash)")
 
-    @handles("Asset.Uploaded")
-    def uploaded(self, tx: Transaction, e: Any, position: int) -> None:
-        upload_time = ts(e.upload_time)
-        tx.execute(
-            f"INSERT INTO {self.t('catalog_assets')} ({CATALOG_COLUMNS}) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, ?, ?, 0, 0, NULL, ?, ?, 0, NULL, ?, ?, ?)",
-            (
-                str(e.originator_id), e.owner_id, e.asset_type, e.original_filename, e.mime_type,
-                e.file_size, e.content_hash, upload_time, upload_time, e.repository_id,
-                e.storage_path, to_json({"state": "complete", "tasks": {}}), "{}",
-                e.originator_version,
-            ),
-        )
+    def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
+        table = self.t("catalog_assets")
+        states: dict[str, Any] = {}
+        for part in chunks(sorted(keys)):
+            rows = tx.fetchall(
+                f"SELECT {CATALOG_COLUMNS} FROM {table} WHERE asset_id IN ({', '.join('?' * len(part))})",
+                part,
+            )
+            for row in rows:
+                row["specific_metadata"] = json.loads(row["specific_metadata"])
+                states[row["asset_id"]] = row
+        return states
 
-    def _update(self, tx: Transaction, e: Any, assignments: str, params: tuple[Any, ...]) -> None:
-        tx.execute(
-            f"UPDATE {self.t('catalog_assets')} SET {assignments}, version = ? WHERE asset_id = ?",
-            (*params, e.originator_version, str(e.originator_id)),
-        )
+    def save(self, tx: Transaction, states: dict[str, Any]) -> None:
+        upsert(tx, self.t("catalog_assets"), _COLUMN_LIST, "asset_id", [
+            tuple(to_json(row[c]) if c == "specific_metadata" else row[c] for c in _COLUMN_LIST)
+            for _, row in sorted(states.items())
+        ])
+
+    @handles("Asset.Uploaded")
+    def uploaded(self, row: Row | None, e: Any) -> Row:
+        upload_time = ts(e.upload_time)
+        return {
+            "asset_id": str(e.originator_id), "owner_id": e.owner_id, "type": e.asset_type,
+            "original_filename": e.original_filename, "mime_type": e.mime_type,
+            "file_size": e.file_size, "hash": e.content_hash, "width": None, "height": None,
+            "duration": None, "taken_time": None, "upload_time": upload_time,
+            "sort_time": upload_time, "rating": 0, "liked": 0, "description": None,
+            "repository_id": e.repository_id, "storage_path": e.storage_path, "is_deleted": 0,
+            "deleted_at": None, "status": to_json({"state": "complete", "tasks": {}}),
+            "specific_metadata": {}, "version": e.originator_version,
+        }
+
+    @staticmethod
+    def _stamp(row: Row | None, e: Any, **changes: Any) -> Row | None:
+        if row is None:
+            return None
+        row.update(changes)
+        row["version"] = e.originator_version
+        return row
 
     @handles("Asset.RatingChanged")
-    def rating_changed(self, tx: Transaction, e: Any, position: int) -> None:
-        self._update(tx, e, "rating = ?", (e.rating,))
+    def rating_changed(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, rating=e.rating)
 
     @handles("Asset.LikeChanged")
-    def like_changed(self, tx: Transaction, e: Any, position: int) -> None:
-        self._update(tx, e, "liked = ?", (1 if e.liked else 0,))
+    def like_changed(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, liked=1 if e.liked else 0)
 
     @handles("Asset.DescriptionChanged")
-    def description_changed(self, tx: Transaction, e: Any, position: int) -> None:
-        self._update(tx, e, "description = ?", (e.description,))
+    def description_changed(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, description=e.description)
 
     @handles("Asset.MetadataUpdated")
-    def metadata_updated(self, tx: Transaction, e: Any, position: int) -> None:
-        row = tx.fetchone(
-            f"SELECT specific_metadata, description FROM {self.t('catalog_assets')} WHERE asset_id = ?",
-            (str(e.originator_id),),
-        )
+    def metadata_updated(self, row: Row | None, e: Any) -> Row | None:
         if row is None:
-            return
-        metadata = json.loads(row["specific_metadata"])
-        metadata.update(e.changes)
+            return None
+        row["specific_metadata"] = {**row["specific_metadata"], **e.changes}
         description = e.changes.get("description", row["description"])
-        self._update(tx, e, "specific_metadata = ?, description = ?", (to_json(metadata), description))
+        return self._stamp(row, e, description=description)
 
     @handles("Asset.Deleted")
-    def deleted(self, tx: Transaction, e: Any, position: int) -> None:
-        self._update(tx, e, "is_deleted = 1, deleted_at = ?", (ts(e.at),))
+    def deleted(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))
 
 
 # -- queries ---------------------------------------------------------------------------------

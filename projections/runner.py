@@ -83,11 +83,13 @@ class ProjectionRunner:
             notifications = self.app.recorder.select_notifications(
                 position, self.batch_size, inclusive_of_start=False
             )
+            events = []
             for n in notifications:
                 event = self.app.mapper.to_domain_event(n)
                 if self.on_event is not None:
                     self.on_event(self.projection, event, n.id)
-                self.projection.apply(tx, event, n.id)
+                events.append(event)
+            self.projection.apply_batch(tx, events)
             if notifications:
                 tx.execute(
                     f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
@@ -135,8 +137,7 @@ def rebuild(
     def replay(tx: Transaction) -> int:
         nonlocal position, replayed
         notifications = app.recorder.select_notifications(position, batch_size, inclusive_of_start=False)
-        for n in notifications:
-            shadow.apply(tx, app.mapper.to_domain_event(n), n.id)
+        shadow.apply_batch(tx, [app.mapper.to_domain_event(n) for n in notifications])
         if notifications:
             position = notifications[-1].id
             replayed += len(notifications)
