@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -104,7 +105,7 @@ class Ctx:
 
     def path_int(self, name: str) -> int:
         raw = self.request.match_info[name]
-        if not raw.isdigit() or int(raw) < 1 or len(raw) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) < 1:
             raise InvalidInput(f"{name} must be a positive integer, got {raw!r}", name)
         return int(raw)
 
@@ -118,7 +119,7 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     else:
         try:
             payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
             raise InvalidInput(f"request body is not valid JSON: {exc}", "body") from None
     if not isinstance(payload, dict):
         raise InvalidInput("request body must be a JSON object", "body")

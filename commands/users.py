@@ -159,7 +159,8 @@ def check_registration(username: Any, email: Any, password: Any) -> None:
         raise InvalidInput(
             "username must be 3-64 characters of letters, digits, '_', '.', '-'", "username"
         )
-    if not re.fullmatch(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}", email) or len(email) > 254:
+    c = r"[^@\s\x00-\x1f\x7f]"  # no blanks or control characters anywhere
+    if not re.fullmatch(rf"{c}{{1,64}}@{c}+\.{c}{{2,}}", email) or len(email) > 254:
         raise InvalidInput("email is not a valid address", "email")
     if len(password) < 8 or len(password) > 1024:
         raise InvalidInput("password must be 8 to 1024 characters", "password")

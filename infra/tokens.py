@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def new_refresh_token(user_id: int) -> RefreshTokenParts:
 
 def parse_refresh_token(token: str) -> RefreshTokenParts:
     parts = token.split(".") if isinstance(token, str) else []
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1] or not parts[2]:
+    if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,18}", parts[0]) or not parts[1] or not parts[2]:
         raise Unauthorized("refresh token is not valid")
     return RefreshTokenParts(int(parts[0]), parts[1], parts[2])
 
@@ -80,6 +81,6 @@ class AccessTokens:
             raise Unauthorized("access token has expired; refresh it") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthorized(f"access token is not valid: {exc}") from None
-        if claims.get("typ") != "access" or not str(claims.get("sub", "")).isdigit():
+        if claims.get("typ") != "access" or not re.fullmatch(r"[0-9]{1,18}", str(claims.get("sub", ""))):
             raise Unauthorized("access token is not valid")
         return AccessClaims(int(claims["sub"]), bool(claims.get("adm")))

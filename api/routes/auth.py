@@ -10,7 +10,7 @@ from api.envelope import ok
 from api.models import AuthData, LoginBody, RefreshBody, RegisterBody, UserDTO
 from api.registry import Ctx, route
 from commands.users import Session, UserView, check_registration
-from domain.errors import Unauthorized
+from domain.errors import NotFound, Unauthorized
 
 
 def user_dto(user: UserView) -> dict[str, Any]:
@@ -85,5 +85,8 @@ async def logout(ctx: Ctx) -> web.Response:
 
 @route("GET", "/auth/me", summary="The authenticated user", tag="Auth", response=UserDTO)
 async def me(ctx: Ctx) -> web.Response:
-    user = await ctx.run(ctx.services.app.get_user, ctx.user_id)
+    try:
+        user = await ctx.run(ctx.services.app.get_user, ctx.user_id)
+    except NotFound:  # a valid signature for a user this store does not know: log in again
+        raise Unauthorized("access token is not valid for any user here") from None
     return ok(user_dto(user))
