@@ -9,8 +9,16 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from infra.settings import Settings
 
 
+# See `Darkroom.save_and_position` for why a cache without fast-forward is safe.
+CACHE_ENV = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
+
+
 def eventstore_env(settings: Settings) -> dict[str, str]:
     """Environment for `commands.Darkroom`: eventsourcing reads its persistence from here."""
+    return {**_persistence_env(settings), **CACHE_ENV}
+
+
+def _persistence_env(settings: Settings) -> dict[str, str]:
     if settings.is_postgres:
         parts = settings.postgres_parts()
         env = {
