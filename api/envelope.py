@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import web
+from eventsourcing.persistence import ConnectionUnavailableError
 from pydantic import ValidationError
 
 from domain.errors import (
@@ -91,6 +92,10 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         if exc.status < 400:
             raise
         return fail(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else None)
+    except ConnectionUnavailableError as exc:
+        log.warning("database busy on %s %s: %s", request.method, request.path, exc)
+        return fail(503, "the database is busy or unavailable; retry shortly", str(exc),
+                    **{"Retry-After": "1"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return fail(500, "internal server error", "see the server log")

@@ -9,7 +9,6 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 
 from commands.albums import AlbumCommands
-from commands.retry import CONFLICTS
 from commands.assets import AssetCommands
 from commands.users import UserCommands
 from domain.errors import NotFound
@@ -41,25 +40,6 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, Application[UUID]):
         return True
 
     def save_and_position(self, *aggregates: Any) -> int:
-        """Save, and return the position of the last recorded event (0 if nothing changed).
-
-        Aggregates are cached without fast-forwarding (a read costs no query). A cached copy can
-        be stale only when another process wrote to the aggregate; then this save conflicts on
-        the version, we evict what we tried to save, and the caller's retry loads fresh state.
-        So no decision is ever appended on top of a stale aggregate.
-        """
-        try:
-            recordings = self.save(*aggregates)
-        except CONFLICTS:
-            self.evict(*aggregates)
-            raise
+        """Save, and return the position of the last recorded event (0 if nothing changed)."""
+        recordings = self.save(*aggregates)
         return recordings[-1].notification.id if recordings else 0
-
-    def evict(self, *aggregates: Any) -> None:
-        cache = self.repository.cache
-        if cache is not None:
-            for aggregate in aggregates:
-                try:
-                    cache.get(aggregate.id, evict=True)
-                except KeyError:
-                    pass

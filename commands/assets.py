@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -110,6 +111,25 @@ class AssetCommands:
             user_id, asset_id, lambda a: a.update_metadata(changes), commutative=False
         )
 
-    def delete_asset(self: Darkroom, user_id: int, asset_id: UUID) -> int:
-        now = self.now()
-        return self._change_asset(user_id, asset_id, lambda a: a.delete(now), commutative=False)
+    def delete_asset(self: Darkroom, user_id: int, asset_id: UUID, album_ids: Iterable[int] = ()) -> int:
+        """Soft-delete, and take the asset out of the given albums in the same save, so album
+        positions stay 0..n-1 over what users can see. The caller finds `album_ids` in the
+        album read model; a retry after a conflict reloads everything."""
+        album_ids = list(album_ids)
+
+        def attempt() -> int:
+            now = self.now()
+            asset = self.get_asset_for(user_id, asset_id)
+            asset.delete(now)
+            albums = []
+            for album_id in album_ids:
+                try:
+                    album = self.get_album_for(user_id, album_id)
+                except NotFound:
+                    continue
+                if str(asset_id) in album.asset_ids:
+                    album.remove_asset(str(asset_id), at=now)
+                    albums.append(album)
+            return self.save_and_position(asset, *albums)
+
+        return retry_on_conflict(attempt)

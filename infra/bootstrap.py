@@ -42,7 +42,9 @@ class Services:
             return True
         if self.settings.run_projections:
             for runner in self.runners.values():
-                if runner.position() < position:
+                for _ in range(100):  # catch_up may stop short if another process interleaves
+                    if runner.position() >= position:
+                        break
                     runner.catch_up()
             return True
         deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)

@@ -78,24 +78,32 @@ class ProjectionRunner:
 
     def process_batch(self) -> int:
         """Apply the next batch of events; returns how many there were."""
-        with self._lock, self.db.transaction() as tx:
-            position = self._lock_position(tx)
+        with self._lock:
+            # Read the log before taking the write lock: on SQLite, a command thread may hold
+            # eventsourcing's writer connection while it waits for that same file lock.
             notifications = self.app.recorder.select_notifications(
-                position, self.batch_size, inclusive_of_start=False
+                self.position(), self.batch_size, inclusive_of_start=False
             )
-            events = []
-            for n in notifications:
-                event = self.app.mapper.to_domain_event(n)
-                if self.on_event is not None:
-                    self.on_event(self.projection, event, n.id)
-                events.append(event)
-            self.projection.apply_batch(tx, events)
-            if notifications:
-                tx.execute(
-                    f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
-                    (notifications[-1].id, self.name),
-                )
-            return len(notifications)
+            with self.db.transaction() as tx:
+                return self._apply(tx, notifications)
+
+    def _apply(self, tx: Transaction, notifications: Any) -> int:
+        # Another runner (another process) may have moved on since we read: skip what it did.
+        position = self._lock_position(tx)
+        notifications = [n for n in notifications if n.id > position]
+        events = []
+        for n in notifications:
+            event = self.app.mapper.to_domain_event(n)
+            if self.on_event is not None:
+                self.on_event(self.projection, event, n.id)
+            events.append(event)
+        self.projection.apply_batch(tx, events)
+        if notifications:
+            tx.execute(
+                f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
+                (notifications[-1].id, self.name),
+            )
+        return len(notifications)
 
     def catch_up(self) -> int:
         """Apply everything recorded so far; returns the number of events applied."""

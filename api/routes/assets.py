@@ -222,7 +222,9 @@ async def update_asset(ctx: Ctx) -> web.Response:
 @route("DELETE", "/assets/{id}", summary="Soft-delete an asset (the file is kept)", tag="Assets")
 async def delete_asset(ctx: Ctx) -> web.Response:
     asset_id = _asset_id(ctx)
-    position = await ctx.run(ctx.services.app.delete_asset, ctx.user_id, asset_id)
+    albums = await ctx.run(ctx.services.albums.containing, ctx.user_id, str(asset_id))
+    position = await ctx.run(ctx.services.app.delete_asset, ctx.user_id, asset_id,
+                             [a["album_id"] for a in albums])
     await ctx.settle(position)
     return ok(message=f"asset {asset_id} deleted")
 
