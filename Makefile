@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL_FILE := .services.env
 
-.PHONY: run test install services services-down bench clean
+.PHONY: run test install system-deps services services-down bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,7 +13,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed system-deps
+
+system-deps:
+	@bash scripts/system-deps.sh
 
 run: install
 	$(BIN)/darkroom serve --data-dir data

@@ -1,2 +1,6 @@
-"""Media work (metadata, thumbnails, transcodes, ML) consumed from the bus. Arrives with the
-ingest issue; the write side already records every upload it will need."""
+"""Media work consumed from the bus: metadata, thumbnails, web versions (and ML, later).
+
+Each processor is a plain function `(JobInput) -> dict` that runs in a child process (so a crash,
+a hang or a leak in a media library never takes the worker down) and returns the result that the
+completion command records as an event on the asset.
+"""

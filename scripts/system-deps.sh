@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# System packages the processors need, from Debian: exiftool (metadata library of record) and
+# vipsthumbnail (the benchmark's baseline). Installs only what is missing.
+set -euo pipefail
+missing=()
+command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
+command -v vipsthumbnail >/dev/null || missing+=(libvips-tools)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "system-deps: missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2; exit 1
+  fi
+  echo "system-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
