@@ -12,6 +12,8 @@ import api.routes.albums  # noqa: F401
 import api.routes.assets  # noqa: F401
 import api.routes.auth  # noqa: F401
 import api.routes.health  # noqa: F401
+import api.routes.jobs  # noqa: F401
+import api.routes.stats  # noqa: F401
 from api.envelope import envelope_middleware
 from api.registry import SERVICES, add_routes
 from infra.bootstrap import Services
@@ -35,6 +37,8 @@ def create_app(services: Services, start_projections: bool | None = None) -> web
         )
         if run_daemon:
             services.start_daemon()
+        if services.settings.run_workers and services.settings.bus == "inprocess":
+            await asyncio.get_running_loop().run_in_executor(None, services.start_processing)
 
     async def on_cleanup(app: web.Application) -> None:
         services.close()

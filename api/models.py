@@ -109,11 +109,24 @@ class AssetPage(BaseModel):
 class UploadResult(BaseModel):
     asset_id: str
     task_id: int | None
-    status: str = Field(description="uploaded | duplicate")
+    status: str = Field(description="queued | duplicate")
     file_name: str
     size: int
     content_hash: str
     message: str
+
+
+class ReprocessBody(Body):
+    tasks: list[StrictStr] | None = Field(default=None, max_length=20)
+    force_full_retry: StrictBool = False
+
+
+class ReprocessResult(BaseModel):
+    asset_id: str
+    status: str
+    message: str
+    retry_tasks: list[str]
+    failed_tasks: list[str]
 
 
 class AssetTypes(BaseModel):

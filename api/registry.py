@@ -71,6 +71,7 @@ class Ctx:
     async def settle(self, position: int) -> None:
         """Read your writes: wait (bounded) until read models show this command's effect."""
         await self.run(self.services.wait_for, position)
+        self.services.wake()
 
     # -- query parameters -------------------------------------------------------------------
 

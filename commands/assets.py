@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import once_or_conflict, retry_on_conflict
-from domain.asset import Asset
+from domain.asset import TASKS_BY_TYPE, Asset
 from domain.errors import NotFound
 from domain.indexes import ContentIndex
 
@@ -37,6 +37,7 @@ class UploadOutcome:
     asset_id: UUID
     duplicate: bool
     position: int
+    task_id: int | None = None
 
 
 class AssetCommands:
@@ -56,7 +57,8 @@ class AssetCommands:
             if index is not None:
                 existing: Asset = self.repository.get(index.asset_id)
                 if not existing.is_deleted:
-                    return UploadOutcome(existing.id, True, 0)
+                    first = next(iter(existing.tasks.values()), {}).get("job_id")
+                    return UploadOutcome(existing.id, True, 0, first)
             asset = Asset(
                 owner_id=new.owner_id, original_filename=new.original_filename,
                 file_size=new.file_size, mime_type=new.mime_type, content_hash=new.content_hash,
@@ -69,7 +71,10 @@ class AssetCommands:
                 )
             else:
                 index.reassign(asset_id=asset.id)
-            return UploadOutcome(asset.id, False, self.save_and_position(asset, index))
+            jobs_seq = self._sequence("jobs")
+            jobs = self._new_jobs(asset, TASKS_BY_TYPE[new.asset_type], jobs_seq)
+            position = self.save_and_position(asset, index, jobs_seq, *jobs)
+            return UploadOutcome(asset.id, False, position, jobs[0].job_id if jobs else None)
 
         return retry_on_conflict(attempt)
 

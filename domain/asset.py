@@ -38,6 +38,31 @@ SPECIFIC_METADATA_FIELDS: dict[str, frozenset[str]] = {
 
 MAX_DESCRIPTION_LENGTH = 10_000
 
+# Processing queues: the required ones decide `failed`; optional ones (ML) only `warning`.
+REQUIRED_TASKS = ("metadata_asset", "thumbnail_asset", "transcode_asset")
+OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption")
+TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "PHOTO": ("metadata_asset", "thumbnail_asset"),
+    "VIDEO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
+    "AUDIO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
+    "DOCUMENT": ("metadata_asset", "thumbnail_asset"),
+}
+_FINAL = {"completed", "cancelled", "discarded"}
+
+
+def status_of(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """`{state, tasks}` of API.md from each task's latest job state."""
+    states = {queue: t["state"] for queue, t in tasks.items()}
+    if any(s not in _FINAL for s in states.values()):
+        state = "processing"
+    elif any(s == "discarded" and q not in OPTIONAL_TASKS for q, s in states.items()):
+        state = "failed"
+    elif any(s == "discarded" for s in states.values()):
+        state = "warning"
+    else:
+        state = "complete"
+    return {"state": state, "tasks": states}
+
 
 def check_rating(rating: Any) -> int:
     if isinstance(rating, bool) or not isinstance(rating, int) or not 0 <= rating <= 5:
@@ -76,6 +101,10 @@ class Asset(Aggregate):
         self.specific_metadata: dict[str, Any] = {}
         self.is_deleted = False
         self.deleted_at: datetime | None = None
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.extracted: dict[str, Any] = {}
+        self.thumbnails: dict[str, Any] = {}
+        self.web: dict[str, Any] = {}
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -156,6 +185,45 @@ class Asset(Aggregate):
         """Soft delete: the asset leaves every listing; its file is kept."""
         self.is_deleted = True
         self.deleted_at = at
+
+
+    # -- processing results (recorded by the completion commands) ------------------------------
+
+    @event("TaskStateChanged")
+    def record_task(self, queue: str, job_id: int, state: str) -> None:
+        """The job doing `queue` for this asset is now in `state` (drives the asset's status)."""
+        self.tasks[queue] = {"job_id": job_id, "state": state}
+
+    @event("MetadataExtracted")
+    def record_metadata(
+        self,
+        width: int | None,
+        height: int | None,
+        duration: float | None,
+        taken_time: str | None,
+        taken_time_local: str | None,
+        specific_metadata: dict[str, Any],
+    ) -> None:
+        """What the file itself says (EXIF, container tags). User edits still take precedence."""
+        self.extracted = {
+            "width": width, "height": height, "duration": duration, "taken_time": taken_time,
+            "taken_time_local": taken_time_local, "specific_metadata": specific_metadata,
+        }
+
+    @event("ThumbnailsGenerated")
+    def record_thumbnails(self, thumbnails: dict[str, Any]) -> None:
+        """Thumbnails were made: size name -> {path (under derived/), width, height, mime_type}."""
+        self.thumbnails = thumbnails
+
+    @event("WebVersionGenerated")
+    def record_web_version(self, kind: str, info: dict[str, Any]) -> None:
+        """A browser-playable copy exists (`kind` web_video / web_audio), or none is needed
+        (`kind` skipped, with the reason)."""
+        self.web = {kind: info} if kind != "skipped" else {}
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return status_of(self.tasks)
 
 
 def asset_id_from(value: str) -> UUID:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from typing import Any
+
 from commands import Darkroom
+from commands.jobs import JobPolicy
 from infra.database import Database
 from infra.eventstore import eventstore_env, prepare_database
 from infra.passwords import Passwords
@@ -14,6 +17,7 @@ from infra.storage import Storage
 from infra.tokens import AccessTokens
 from projections.albums import Albums
 from projections.catalog import Catalog
+from projections.jobs import Jobs
 from projections.registry import PROJECTIONS
 from projections.runner import ProjectionDaemon, ProjectionRunner
 
@@ -29,8 +33,37 @@ class Services:
     runners: dict[str, ProjectionRunner]
     catalog: Catalog
     albums: Albums
+    jobs: Jobs = field(default=None)  # type: ignore[assignment]
     daemon: ProjectionDaemon | None = None
+    bus: Any = None
+    relay: Any = None
+    worker: Any = None
     closed: bool = field(default=False)
+
+    def wake(self) -> None:
+        """Something was written: let the projection daemon and the relay look now."""
+        if self.daemon is not None:
+            self.daemon.wake()
+        if self.relay is not None:
+            self.relay.wake()
+
+    def start_processing(self, queues: list[str] | None = None) -> None:
+        """Embedded processing: the in-process bus, the relay feeding it, and a worker."""
+        from infra.bus import InProcessBus
+        from processors.registry import PROCESSORS
+        from processors.relay import JobRelay
+        from processors.worker import Worker
+
+        for runner in self.runners.values():
+            runner.catch_up()
+        self.bus = InProcessBus()
+        self.relay = JobRelay(self.app, self.jobs, self.bus)
+        self.relay.start()
+        self.worker = Worker(
+            self, self.bus, queues or list(PROCESSORS), self.settings.worker_concurrency,
+            self.settings.job_timeout_seconds,
+        )
+        self.worker.start()
 
     def wait_for(self, position: int, timeout: float | None = None) -> bool:
         """Read your writes: block until every read model has applied `position`.
@@ -62,6 +95,12 @@ class Services:
         if self.closed:
             return
         self.closed = True
+        if self.worker is not None:
+            self.worker.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self.bus is not None:
+            self.bus.close()
         if self.daemon is not None:
             self.daemon.stop()
         self.app.close()
@@ -72,6 +111,10 @@ def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     prepare_database(settings)
     app = Darkroom(env=eventstore_env(settings))
+    app.job_policy = JobPolicy(
+        max_attempts=settings.job_max_attempts,
+        backoff_base_seconds=settings.job_backoff_base_seconds,
+    )
     db = Database(settings)
     runners = {
         name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
@@ -89,4 +132,5 @@ def bootstrap(settings: Settings) -> Services:
         runners=runners,
         catalog=Catalog(db),
         albums=Albums(db),
+        jobs=Jobs(db),
     )

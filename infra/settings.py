@@ -43,6 +43,13 @@ class Settings:
     run_projections: bool = True
     projection_batch_size: int = 500
     bus: str = "inprocess"
+    # Processing: run workers inside `darkroom serve` (embedded), their concurrency, per-job
+    # timeout, attempts and retry backoff (exponential from the base, with jitter).
+    run_workers: bool = True
+    worker_concurrency: int = 2
+    job_timeout_seconds: float = 300.0
+    job_max_attempts: int = 3
+    job_backoff_base_seconds: float = 2.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any
+
+from domain.asset import status_of
 
 from infra.database import Database, Row, Transaction
 from projections.base import Projection, chunks, handles, to_json, ts, upsert
@@ -11,8 +14,10 @@ from projections.base import Projection, chunks, handles, to_json, ts, upsert
 CATALOG_COLUMNS = (
     "asset_id, owner_id, type, original_filename, mime_type, file_size, hash, width, height, "
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
-    "storage_path, is_deleted, deleted_at, status, specific_metadata, version"
+    "storage_path, is_deleted, deleted_at, status, specific_metadata, version, taken_local, "
+    "metadata_overrides, extracted_metadata, thumbnails, web"
 )
+_JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web"})
 _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 
 
@@ -46,7 +51,12 @@ class CatalogProjection(Projection):
                 deleted_at TEXT,
                 status TEXT NOT NULL,
                 specific_metadata TEXT NOT NULL,
-                version BIGINT NOT NULL
+                version BIGINT NOT NULL,
+                taken_local TEXT,
+                metadata_overrides TEXT NOT NULL,
+                extracted_metadata TEXT NOT NULL,
+                thumbnails TEXT NOT NULL,
+                web TEXT NOT NULL
             )"""
         )
         tx.execute(
@@ -64,13 +74,14 @@ class CatalogProjection(Projection):
                 part,
             )
             for row in rows:
-                row["specific_metadata"] = json.loads(row["specific_metadata"])
+                for column in _JSON_COLUMNS:
+                    row[column] = json.loads(row[column])
                 states[row["asset_id"]] = row
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:
         upsert(tx, self.t("catalog_assets"), _COLUMN_LIST, "asset_id", [
-            tuple(to_json(row[c]) if c == "specific_metadata" else row[c] for c in _COLUMN_LIST)
+            tuple(to_json(row[c]) if c in _JSON_COLUMNS else row[c] for c in _COLUMN_LIST)
             for _, row in sorted(states.items())
         ])
 
@@ -85,7 +96,8 @@ class CatalogProjection(Projection):
             "sort_time": upload_time, "rating": 0, "liked": 0, "description": None,
             "repository_id": e.repository_id, "storage_path": e.storage_path, "is_deleted": 0,
             "deleted_at": None, "status": to_json({"state": "complete", "tasks": {}}),
-            "specific_metadata": {}, "version": e.originator_version,
+            "specific_metadata": {}, "version": e.originator_version, "taken_local": None,
+            "metadata_overrides": {}, "extracted_metadata": {}, "thumbnails": {}, "web": {},
         }
 
     @staticmethod
@@ -112,13 +124,56 @@ class CatalogProjection(Projection):
     def metadata_updated(self, row: Row | None, e: Any) -> Row | None:
         if row is None:
             return None
-        row["specific_metadata"] = {**row["specific_metadata"], **e.changes}
+        row["metadata_overrides"] = {**row["metadata_overrides"], **e.changes}
+        row["specific_metadata"] = {**row["extracted_metadata"], **row["metadata_overrides"]}
         description = e.changes.get("description", row["description"])
         return self._stamp(row, e, description=description)
+
+    @handles("Asset.MetadataExtracted")
+    def metadata_extracted(self, row: Row | None, e: Any) -> Row | None:
+        if row is None:
+            return None
+        row["extracted_metadata"] = dict(e.specific_metadata)
+        row["specific_metadata"] = {**row["extracted_metadata"], **row["metadata_overrides"]}
+        taken = sortable_time(e.taken_time)
+        return self._stamp(
+            row, e, width=e.width, height=e.height, duration=e.duration, taken_time=e.taken_time,
+            taken_local=e.taken_time_local, sort_time=taken or row["upload_time"],
+        )
+
+    @handles("Asset.TaskStateChanged")
+    def task_state_changed(self, row: Row | None, e: Any) -> Row | None:
+        if row is None:
+            return None
+        status = json.loads(row["status"])
+        status["tasks"][e.queue] = e.state
+        tasks = {q: {"state": s} for q, s in status["tasks"].items()}
+        return self._stamp(row, e, status=to_json(status_of(tasks)))
+
+    @handles("Asset.ThumbnailsGenerated")
+    def thumbnails_generated(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, thumbnails=dict(e.thumbnails))
+
+    @handles("Asset.WebVersionGenerated")
+    def web_version_generated(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, web={e.kind: e.info} if e.kind != "skipped" else {})
 
     @handles("Asset.Deleted")
     def deleted(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))
+
+
+def sortable_time(value: str | None) -> str | None:
+    """A taken time as fixed-width UTC text for sorting; a time without offset counts as UTC."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return ts(parsed)
 
 
 # -- queries ---------------------------------------------------------------------------------
@@ -126,7 +181,8 @@ class CatalogProjection(Projection):
 
 def asset_from_row(row: Row) -> dict[str, Any]:
     """An `AssetDTO` (API.md) from a catalog row."""
-    metadata = json.loads(row["specific_metadata"])
+    metadata = row["specific_metadata"]
+    metadata = json.loads(metadata) if isinstance(metadata, str) else dict(metadata)
     if row["description"] is not None:
         metadata.setdefault("description", row["description"])
     return {
@@ -202,3 +258,17 @@ class Catalog:
             (*params, limit, offset),
         )
         return [asset_from_row(r) for r in rows]
+
+    def time_distribution(self, owner_id: int, kind: str) -> list[dict[str, Any]]:
+        """24 hourly or 12 monthly buckets of the owner's assets by the wall-clock taken time."""
+        if kind == "hourly":
+            expr, buckets, label = "substr(taken_local, 12, 2)", range(24), "{:02d}:00"
+        else:
+            expr, buckets, label = "substr(taken_local, 6, 2)", range(1, 13), "{:02d}"
+        rows = self.db.query(
+            f"SELECT {expr} AS bucket, COUNT(*) AS n FROM catalog_assets "
+            "WHERE owner_id = ? AND is_deleted = 0 AND taken_local IS NOT NULL GROUP BY bucket",
+            (owner_id,),
+        )
+        counts = {int(r["bucket"]): int(r["n"]) for r in rows if r["bucket"] and r["bucket"].isdigit()}
+        return [{"label": label.format(b), "value": b, "count": counts.get(b, 0)} for b in buckets]

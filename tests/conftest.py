@@ -32,7 +32,7 @@ def make_settings(tmp_path: Path, backend: str, schema: str | None = None, **ext
         password_memory_kib=1024,
         password_time_cost=1,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
-        **extra,
+        **({"run_workers": False} | extra),
     )
     if backend == "postgres":
         settings.database_url = PG_URL

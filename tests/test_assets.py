@@ -101,7 +101,7 @@ async def test_upload_answers_asset_id_hash_size_and_name(client, services, medi
     body = await alice.upload(media / PHOTO_2, expect=201)
     assert body["code"] == 0
     data = body["data"]
-    assert data["status"] == "uploaded"
+    assert data["status"] == "queued"
     assert data["size"] == len(content)
     assert data["content_hash"] == b3(content)
     assert data["file_name"] == "apple_iphone_4_gps.jpg"
@@ -153,7 +153,7 @@ async def test_same_content_twice_is_a_duplicate_for_the_same_user_only(client, 
     assert (await get_asset(alice, first["asset_id"]))["data"]["original_filename"] == Path(PHOTO).name
 
     theirs = await upload(bob, media, PHOTO)
-    assert theirs["status"] == "uploaded"
+    assert theirs["status"] == "queued"
     assert theirs["asset_id"] != first["asset_id"]
     assert await listed_ids(bob, "type=PHOTO") == [theirs["asset_id"]]
     assert await listed_ids(alice, "type=PHOTO") == [first["asset_id"]]
@@ -166,7 +166,7 @@ async def test_upload_after_delete_creates_a_new_asset(client, media):
     first = await upload(alice, media, PHOTO)
     await alice.call("DELETE", f"/assets/{first['asset_id']}")
     again = await upload(alice, media, PHOTO, expect=201)
-    assert again["status"] == "uploaded"
+    assert again["status"] == "queued"
     assert again["asset_id"] != first["asset_id"]
     assert await listed_ids(alice, "type=PHOTO") == [again["asset_id"]]
 
@@ -176,7 +176,7 @@ async def test_right_content_hash_header_is_accepted(client, media):
     alice = await register(client, "alice")
     content = (media / PHOTO).read_bytes()
     data = await upload(alice, media, PHOTO, headers={"X-Content-Hash": b3(content)})
-    assert data["status"] == "uploaded"
+    assert data["status"] == "queued"
     assert data["content_hash"] == b3(content)
 
 

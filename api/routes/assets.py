@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import PurePath
@@ -22,14 +23,17 @@ from api.models import (
     MetadataBody,
     RatingAndLikeBody,
     RatingBody,
+    ReprocessBody,
+    ReprocessResult,
     UploadResult,
 )
-from api.registry import Ctx, QueryParam, route
+from api.registry import PREFIX, Ctx, QueryParam, route
 from commands.assets import NewUpload
 from domain.asset import AssetType, asset_id_from, check_rating
 from domain.errors import InvalidInput, NotFound, TooLarge, Unsupported
 from infra.media_types import sniff_file
 from infra.storage import StagedFile
+from projections.catalog import asset_from_row
 
 PAGE = (
     QueryParam("limit", "integer", "page size (default 20, at most 100)"),
@@ -184,23 +188,42 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     await ctx.settle(outcome.position)
     data = {
         "asset_id": str(outcome.asset_id),
-        "task_id": None,
-        "status": "duplicate" if outcome.duplicate else "uploaded",
+        "task_id": outcome.task_id,
+        "status": "duplicate" if outcome.duplicate else "queued",
         "file_name": filename,
         "size": staged.size,
         "content_hash": staged.content_hash,
-        "message": "you already have this file" if outcome.duplicate else "file stored",
+        "message": "you already have this file" if outcome.duplicate else "file stored and queued for processing",
     }
-    return ok(data, "duplicate" if outcome.duplicate else "uploaded", status=200 if outcome.duplicate else 201)
+    return ok(data, "duplicate" if outcome.duplicate else "queued", status=200 if outcome.duplicate else 201)
 
 
 @route("GET", "/assets/{id}", summary="One asset, with optional parts", tag="Assets",
        response=AssetDTO, query=(
+           QueryParam("include_thumbnails", "boolean", "thumbnail sizes and URLs (default true)"),
            QueryParam("include_albums", "boolean", "albums containing the asset (default true)"),
        ))
 async def get_asset(ctx: Ctx) -> web.Response:
-    asset = await _asset(ctx, _asset_id(ctx))
-    if ctx.query_bool("include_albums", True):
+    asset_id = _asset_id(ctx)
+    include_thumbnails = ctx.query_bool("include_thumbnails", True)
+    include_albums = ctx.query_bool("include_albums", True)
+    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(asset_id))
+    if row is None:
+        raise NotFound(f"asset {asset_id} not found")
+    asset = asset_from_row(row)
+    if include_thumbnails:
+        thumbnails = json.loads(row["thumbnails"])
+        asset["thumbnails"] = {
+            size: {"url": f"{PREFIX}/assets/{asset_id}/thumbnail?size={size}",
+                   "width": t.get("width"), "height": t.get("height"), "mime_type": t.get("mime_type")}
+            for size, t in thumbnails.items()
+        }
+    web_versions = json.loads(row["web"])
+    if "web_video" in web_versions:
+        asset["web_video_url"] = f"{PREFIX}/assets/{asset_id}/video/web"
+    if "web_audio" in web_versions:
+        asset["web_audio_url"] = f"{PREFIX}/assets/{asset_id}/audio/web"
+    if include_albums:
         asset["albums"] = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
     return ok(asset)
 
@@ -237,6 +260,70 @@ async def original(ctx: Ctx) -> web.StreamResponse:
         raise NotFound(f"asset {ctx.request.match_info['id']} not found")
     path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
     return await serve_file(ctx.request, path, row["mime_type"], row["hash"], row["original_filename"])
+
+
+THUMBNAIL_SIZES = ("small", "medium", "large")
+
+
+@route("GET", "/assets/{id}/thumbnail", summary="A thumbnail (WebP)", tag="Assets",
+       binary="image/webp", query=(QueryParam("size", description="small, medium (default) or large"),))
+async def thumbnail(ctx: Ctx) -> web.StreamResponse:
+    size = ctx.query_str("size") or "medium"
+    if size not in THUMBNAIL_SIZES:
+        raise InvalidInput(f"size must be one of {', '.join(THUMBNAIL_SIZES)}", "size")
+    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    if row is None:
+        raise NotFound(f"asset {ctx.request.match_info['id']} not found")
+    info = json.loads(row["thumbnails"]).get(size)
+    if info is None:
+        raise NotFound(f"asset {row['asset_id']} has no {size} thumbnail (status: {json.loads(row['status'])['state']})")
+    path = ctx.services.settings.data_dir / "derived" / info["path"]
+    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}")
+
+
+async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
+    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    if row is None:
+        raise NotFound(f"asset {ctx.request.match_info['id']} not found")
+    wanted = "VIDEO" if kind == "web_video" else "AUDIO"
+    if row["type"] != wanted:
+        raise NotFound(f"asset {row['asset_id']} is a {row['type']}, not a {wanted}")
+    info = json.loads(row["web"]).get(kind)
+    if info is None:
+        status = json.loads(row["status"])
+        if status["tasks"].get("transcode_asset") == "completed":
+            # Already playable in a browser: the original is the web version.
+            path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
+            return await serve_file(ctx.request, path, row["mime_type"], row["hash"])
+        raise NotFound(f"asset {row['asset_id']} has no web version yet (status: {status['state']})")
+    path = ctx.services.settings.data_dir / "derived" / info["path"]
+    return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}")
+
+
+@route("GET", "/assets/{id}/video/web", summary="Browser-playable MP4 (Range, ETag)", tag="Assets",
+       binary="video/mp4")
+async def web_video(ctx: Ctx) -> web.StreamResponse:
+    return await _web_version(ctx, "web_video")
+
+
+@route("GET", "/assets/{id}/audio/web", summary="Browser-playable audio (Range, ETag)", tag="Assets",
+       binary="audio/mp4")
+async def web_audio(ctx: Ctx) -> web.StreamResponse:
+    return await _web_version(ctx, "web_audio")
+
+
+@route("POST", "/assets/{id}/reprocess", summary="Queue processing tasks again", tag="Assets",
+       body=ReprocessBody, response=ReprocessResult)
+async def reprocess(ctx: Ctx) -> web.Response:
+    asset_id = _asset_id(ctx)
+    body: ReprocessBody = ctx.body
+    queued, failed, position = await ctx.run(
+        ctx.services.app.reprocess, ctx.user_id, asset_id, body.tasks, body.force_full_retry
+    )
+    await ctx.settle(position)
+    message = (f"queued {', '.join(queued)}" if queued else "nothing to reprocess: no task has failed")
+    return ok({"asset_id": str(asset_id), "status": "queued" if queued else "unchanged",
+               "message": message, "retry_tasks": queued, "failed_tasks": failed}, message)
 
 
 @route("PUT", "/assets/{id}/description", summary="Set the description", tag="Assets",

@@ -1,0 +1,211 @@
+"""Job commands: enqueue with an upload, claim, complete, fail (retry or discard), rescue, reprocess.
+
+Every job transition is saved together with the asset's record of it (`TaskStateChanged`), and a
+completion together with its result on the asset, so the asset's status never disagrees with its
+jobs. Messages on the bus are only hints: these commands decide, through optimistic concurrency
+on the Job aggregate, so a duplicate or stale message changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.retry import retry_on_conflict
+from domain.asset import OPTIONAL_TASKS, TASKS_BY_TYPE, Asset
+from domain.errors import InvalidInput
+from domain.indexes import Sequence
+from domain.job import Job, job_id_to_uuid
+
+if TYPE_CHECKING:
+    from commands.application import Darkroom
+
+
+@dataclass
+class JobPolicy:
+    """Attempts and backoff; settings fill it in at start-up."""
+
+    max_attempts: int = 3
+    backoff_base_seconds: float = 2.0
+    backoff_cap_seconds: float = 600.0
+
+    def retry_at(self, now: datetime, attempt: int) -> datetime:
+        # Exponential backoff with full jitter around the nominal delay (0.5x to 1.5x).
+        delay = min(self.backoff_cap_seconds, self.backoff_base_seconds * 2 ** max(0, attempt - 1))
+        return now + timedelta(seconds=delay * (0.5 + random.random()))
+
+
+@dataclass(frozen=True)
+class JobTicket:
+    """A claimed job: what a worker needs to run it."""
+
+    job_id: int
+    kind: str
+    queue: str
+    attempt: int
+    asset_id: str
+    owner_id: int
+    asset_type: str
+    mime_type: str
+    repository_id: str
+    storage_path: str
+    original_filename: str
+
+
+class JobCommands:
+    job_policy = JobPolicy()
+
+    def _sequence(self: Darkroom, name: str) -> Sequence:
+        try:
+            return self.repository.get(Sequence.create_id(name))
+        except AggregateNotFoundError:
+            return Sequence(name=name)
+
+    def _new_jobs(self: Darkroom, asset: Asset, queues: tuple[str, ...] | list[str], jobs_seq: Sequence) -> list[Job]:
+        now = self.now()
+        jobs = []
+        for queue in queues:
+            job = Job(
+                job_id=jobs_seq.next_value(), kind=queue, queue=queue, asset_id=str(asset.id),
+                owner_id=asset.owner_id, args={"asset_id": str(asset.id)},
+                max_attempts=self.job_policy.max_attempts,
+                priority=2 if queue in OPTIONAL_TASKS else 1, created_at=now, scheduled_at=now,
+            )
+            asset.record_task(queue=queue, job_id=job.job_id, state=job.state)
+            jobs.append(job)
+        return jobs
+
+    def load_job(self: Darkroom, job_id: int) -> Job | None:
+        try:
+            return self.repository.get(job_id_to_uuid(job_id))
+        except AggregateNotFoundError:
+            return None
+
+    def start_job(self: Darkroom, job_id: int, worker: str) -> JobTicket | None:
+        """Claim a due job for `worker`; None when it is not ours to run (taken, final, not due)."""
+
+        def attempt() -> JobTicket | None:
+            job = self.load_job(job_id)
+            now = self.now()
+            if job is None or not job.is_due(now):
+                return None
+            asset: Asset = self.repository.get(UUID(job.asset_id))
+            if asset.is_deleted or asset.tasks.get(job.queue, {}).get("job_id") != job.job_id:
+                job.cancel(at=now)  # the asset is gone, or a reprocess superseded this job
+                self.save(job)
+                return None
+            job.start(worker=worker, at=now)
+            asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
+            self.save(job, asset)
+            return JobTicket(
+                job.job_id, job.kind, job.queue, job.attempt, job.asset_id, job.owner_id,
+                asset.asset_type, asset.mime_type, asset.repository_id, asset.storage_path,
+                asset.original_filename,
+            )
+
+        return retry_on_conflict(attempt)
+
+    def complete_job(self: Darkroom, job_id: int, attempt_no: int, result: dict[str, Any]) -> bool:
+        """Record a successful attempt and its result. False when the job was not running this
+        attempt any more (a duplicate or a late worker): then nothing changes."""
+
+        def attempt() -> bool:
+            job = self.load_job(job_id)
+            if job is None or job.state != "running" or job.attempt != attempt_no:
+                return False
+            asset: Asset = self.repository.get(UUID(job.asset_id))
+            job.complete(at=self.now())
+            _record_result(asset, job.queue, result)
+            asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
+            self.save(job, asset)
+            return True
+
+        return retry_on_conflict(attempt)
+
+    def fail_job(self: Darkroom, job_id: int, attempt_no: int, error: str) -> str | None:
+        """Record a failed attempt; returns the job's new state (retryable or discarded)."""
+
+        def attempt() -> str | None:
+            job = self.load_job(job_id)
+            if job is None or job.state != "running" or job.attempt != attempt_no:
+                return None
+            now = self.now()
+            job.fail(at=now, error=error[:4000], retry_at=self.job_policy.retry_at(now, job.attempt))
+            asset: Asset = self.repository.get(UUID(job.asset_id))
+            asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
+            self.save(job, asset)
+            return job.state
+
+        return retry_on_conflict(attempt)
+
+    def rescue_job(self: Darkroom, job_id: int, running_since_before: datetime, reason: str) -> str | None:
+        """A job still `running` since before the cut-off lost its worker: count the attempt as
+        failed, so it is retried (or discarded), never left running."""
+        job = self.load_job(job_id)
+        if job is None or job.state != "running" or job.attempted_at is None:
+            return None
+        if job.attempted_at >= running_since_before:
+            return None
+        return self.fail_job(job_id, job.attempt, reason)
+
+    def reprocess(
+        self: Darkroom, user_id: int, asset_id: UUID, tasks: list[str] | None, force_full_retry: bool
+    ) -> tuple[list[str], list[str], int]:
+        """Queue the asset's tasks again: the named ones, or every failed one, or (force) all.
+        Returns (queued tasks, tasks that had failed, position)."""
+
+        def attempt() -> tuple[list[str], list[str], int]:
+            asset = self.get_asset_for(user_id, asset_id)
+            asset.check_not_deleted()
+            applicable = TASKS_BY_TYPE[asset.asset_type]
+            failed = [q for q, t in asset.tasks.items() if t["state"] == "discarded"]
+            if tasks:
+                unknown = [t for t in tasks if t not in applicable]
+                if unknown:
+                    raise InvalidInput(
+                        f"task(s) {', '.join(unknown)} do not apply to a {asset.asset_type}; "
+                        f"use {', '.join(applicable)}", "tasks",
+                    )
+                chosen = list(dict.fromkeys(tasks))
+            elif force_full_retry:
+                chosen = list(applicable)
+            else:
+                chosen = failed
+            if not chosen:
+                return [], failed, 0
+            now = self.now()
+            superseded = []
+            for queue in chosen:
+                current = asset.tasks.get(queue)
+                if current is not None:
+                    old = self.load_job(current["job_id"])
+                    if old is not None and not old.is_final:
+                        old.cancel(at=now)
+                        superseded.append(old)
+            jobs_seq = self._sequence("jobs")
+            jobs = self._new_jobs(asset, chosen, jobs_seq)
+            return chosen, failed, self.save_and_position(asset, jobs_seq, *superseded, *jobs)
+
+        return retry_on_conflict(attempt)
+
+
+def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
+    if queue == "metadata_asset":
+        asset.record_metadata(
+            width=result.get("width"), height=result.get("height"), duration=result.get("duration"),
+            taken_time=result.get("taken_time"), taken_time_local=result.get("taken_time_local"),
+            specific_metadata=result.get("specific_metadata") or {},
+        )
+    elif queue == "thumbnail_asset":
+        asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
+    elif queue == "transcode_asset":
+        for kind in ("web_video", "web_audio"):
+            if kind in result:
+                asset.record_web_version(kind=kind, info=result[kind])
+                return
+        asset.record_web_version(kind="skipped", info={"reason": str(result.get("skipped", ""))})

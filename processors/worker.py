@@ -1,0 +1,152 @@
+"""The consumer loop: take due-job messages from the bus, claim, run in a child process, report.
+
+The same loop serves every bus. Processors run in a pool of child processes (pebble) with a
+per-job timeout: a processor that raises fails its attempt; one that hangs past the timeout is
+killed and fails its attempt; one whose process dies (a segfault in a decoder) fails its attempt.
+The worker itself keeps going. A worker that is itself killed leaves jobs `running`; the rescuer
+fails those attempts once they are older than the timeout plus a grace period.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pebble import ProcessExpired, ProcessPool
+
+from commands.jobs import JobTicket
+from infra.bus import Bus
+from processors import registry
+from processors.base import JobInput
+
+log = logging.getLogger("darkroom.worker")
+RESCUE_GRACE_SECONDS = 30.0
+
+
+def derived_dir_for(derived_root: Path, asset_id: str) -> Path:
+    return derived_root / asset_id[:2] / asset_id
+
+
+class Worker:
+    def __init__(
+        self, services: Any, bus: Bus, queues: list[str], concurrency: int = 2,
+        timeout_seconds: float = 300.0,
+    ) -> None:
+        self.services = services
+        self.bus = bus
+        self.queues = queues
+        self.concurrency = max(1, concurrency)
+        self.timeout = timeout_seconds
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.derived_root = services.settings.data_dir / "derived"
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool: ProcessPool | None = None
+        self.busy = 0
+        self._busy_lock = threading.Lock()
+
+    def start(self) -> None:
+        # forkserver: children do not inherit this process's threads and locks.
+        self._pool = ProcessPool(
+            max_workers=self.concurrency, max_tasks=500,
+            context=multiprocessing.get_context("forkserver"),
+        )
+        for i in range(self.concurrency):
+            t = threading.Thread(target=self._consume, name=f"worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        t = threading.Thread(target=self._rescue_loop, name="rescuer", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout + 5)
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool.join(timeout=10)
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            try:
+                message = self.bus.consume(self.queues, timeout=0.5)
+                if message is None:
+                    continue
+                self.handle(message.job_id)
+            except Exception:
+                log.exception("worker loop error; continuing")
+
+    def handle(self, job_id: int) -> str | None:
+        """Claim and run one job; returns its final state for this attempt, or None if the job
+        was not ours to run (already taken, finished, or not due)."""
+        app = self.services.app
+        ticket = app.start_job(job_id, self.worker_id)
+        if ticket is None:
+            return None
+        with self._busy_lock:
+            self.busy += 1
+        try:
+            return self._run(ticket)
+        finally:
+            with self._busy_lock:
+                self.busy -= 1
+            self.services.wake()
+
+    def _run(self, ticket: JobTicket) -> str:
+        app = self.services.app
+        job = JobInput(
+            job_id=ticket.job_id, asset_id=ticket.asset_id, asset_type=ticket.asset_type,
+            mime_type=ticket.mime_type,
+            original_path=self.services.storage.path_of(ticket.repository_id, ticket.storage_path),
+            original_filename=ticket.original_filename,
+            derived_dir=derived_dir_for(self.derived_root, ticket.asset_id),
+            derived_root=self.derived_root,
+        )
+        assert self._pool is not None
+        future = self._pool.schedule(registry.run, args=(ticket.queue, job), timeout=self.timeout)
+        try:
+            result = future.result()
+        except FutureTimeout:
+            error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
+        except ProcessExpired as exc:
+            error = f"{ticket.queue} process died (exit code {exc.exitcode}) on {ticket.original_filename}"
+        except Exception as exc:  # the processor raised: the attempt fails, the worker goes on
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            if app.complete_job(ticket.job_id, ticket.attempt, result):
+                return "completed"
+            return "stale"
+        log.info("job %s (%s) attempt %s failed: %s", ticket.job_id, ticket.queue, ticket.attempt, error)
+        return app.fail_job(ticket.job_id, ticket.attempt, error) or "stale"
+
+    # -- rescue --------------------------------------------------------------------------------
+
+    def rescue(self) -> int:
+        """Fail the attempts of jobs left `running` past the timeout plus grace (lost workers)."""
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.timeout + RESCUE_GRACE_SECONDS)
+        rescued = 0
+        for job_id in self.services.jobs.running_since_before(cutoff):
+            if self.services.app.rescue_job(
+                job_id, cutoff, f"no result within {self.timeout + RESCUE_GRACE_SECONDS:g} s: worker lost"
+            ):
+                rescued += 1
+        return rescued
+
+    def _rescue_loop(self) -> None:
+        while not self._stop.wait(min(30.0, max(1.0, self.timeout / 4))):
+            try:
+                if self.rescue():
+                    self.services.wake()
+            except Exception:
+                log.exception("rescue failed; will try again")
