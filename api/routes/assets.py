@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from pathlib import PurePath
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from api.envelope import ok
 from api.files import serve_file
+from api.ingest import clean_filename, ingest
 from api.models import (
     AlbumList,
     AssetDTO,
@@ -28,10 +28,8 @@ from api.models import (
     UploadResult,
 )
 from api.registry import PREFIX, Ctx, QueryParam, route
-from commands.assets import NewUpload
 from domain.asset import AssetType, asset_id_from, check_rating
-from domain.errors import InvalidInput, NotFound, TooLarge, Unsupported
-from infra.media_types import sniff_file
+from domain.errors import InvalidInput, NotFound, TooLarge
 from infra.storage import StagedFile
 from projections.catalog import asset_from_row
 
@@ -153,14 +151,12 @@ async def upload_asset(ctx: Ctx) -> web.Response:
             elif part.name == "file":
                 if staged is not None:
                     raise InvalidInput("send exactly one 'file' field; use /assets/batch for many", "file")
-                filename = PurePath((part.filename or "upload").replace("\\", "/")).name[:255] or "upload"
+                filename = clean_filename(part.filename)
                 staged = await services.storage.stage(_file_chunks(part), limit)
             else:
                 raise InvalidInput(f"unexpected multipart field {part.name!r}", str(part.name))
         if staged is None:
             raise InvalidInput("multipart field 'file' is missing", "file")
-        if staged.size == 0:
-            raise InvalidInput("the file is empty", "file")
         if claimed_hash is not None and claimed_hash.strip().lower() != staged.content_hash:
             raise InvalidInput(
                 f"X-Content-Hash {claimed_hash.strip().lower()} does not match the received "
@@ -168,34 +164,13 @@ async def upload_asset(ctx: Ctx) -> web.Response:
                 "X-Content-Hash",
             )
         repository_id = services.storage.repository(repository_field)
-        media = await ctx.run(sniff_file, str(staged.path), filename)
-        if media is None:
-            raise Unsupported(
-                f"{filename}: content is not a photo, video, audio file or PDF that Darkroom knows", "file"
-            )
-        storage_path = services.storage.relative_original_path(ctx.user_id, staged.content_hash, media.extension)
-        await ctx.run(services.storage.keep, staged, repository_id, storage_path)
     except BaseException:
         if staged is not None:
             services.storage.discard(staged)
         raise
-
-    outcome = await ctx.run(services.app.upload, NewUpload(
-        owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
-        mime_type=media.mime_type, content_hash=staged.content_hash,
-        asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
-    ))
-    await ctx.settle(outcome.position)
-    data = {
-        "asset_id": str(outcome.asset_id),
-        "task_id": outcome.task_id,
-        "status": "duplicate" if outcome.duplicate else "queued",
-        "file_name": filename,
-        "size": staged.size,
-        "content_hash": staged.content_hash,
-        "message": "you already have this file" if outcome.duplicate else "file stored and queued for processing",
-    }
-    return ok(data, "duplicate" if outcome.duplicate else "queued", status=200 if outcome.duplicate else 201)
+    data = await ingest(ctx, staged, filename, repository_id)
+    duplicate = data.pop("duplicate")
+    return ok(data, data["status"], status=200 if duplicate else 201)
 
 
 @route("GET", "/assets/{id}", summary="One asset, with optional parts", tag="Assets",

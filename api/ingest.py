@@ -1,0 +1,55 @@
+"""Turning a complete staged file into an asset: shared by single and batch/chunked uploads."""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from api.registry import Ctx
+from commands.assets import NewUpload
+from domain.errors import InvalidInput, Unsupported
+from infra.media_types import sniff_file
+from infra.storage import StagedFile
+
+
+def clean_filename(raw: str | None) -> str:
+    """The last path component of a client's file name (no directories), at most 255 chars."""
+    return PurePath((raw or "upload").replace("\\", "/")).name[:255] or "upload"
+
+
+async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str) -> dict[str, Any]:
+    """Recognise, keep and record a staged file; the staged file is consumed either way.
+
+    Returns the upload result of API.md (`asset_id, task_id, status, file_name, size,
+    content_hash, message`) plus `duplicate`. Bad content raises (400 empty, 415 unknown).
+    """
+    services = ctx.services
+    try:
+        if staged.size == 0:
+            raise InvalidInput(f"{filename}: the file is empty", "file")
+        media = await ctx.run(sniff_file, str(staged.path), filename)
+        if media is None:
+            raise Unsupported(
+                f"{filename}: content is not a photo, video, audio file or PDF that Darkroom knows", "file"
+            )
+        storage_path = services.storage.relative_original_path(ctx.user_id, staged.content_hash, media.extension)
+        await ctx.run(services.storage.keep, staged, repository_id, storage_path)
+    except BaseException:
+        services.storage.discard(staged)
+        raise
+    outcome = await ctx.run(services.app.upload, NewUpload(
+        owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
+        mime_type=media.mime_type, content_hash=staged.content_hash,
+        asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
+    ))
+    await ctx.settle(outcome.position)
+    return {
+        "asset_id": str(outcome.asset_id),
+        "task_id": outcome.task_id,
+        "status": "duplicate" if outcome.duplicate else "queued",
+        "file_name": filename,
+        "size": staged.size,
+        "content_hash": staged.content_hash,
+        "message": "you already have this file" if outcome.duplicate else "file stored and queued for processing",
+        "duplicate": outcome.duplicate,
+    }
