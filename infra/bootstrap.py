@@ -47,7 +47,7 @@ class Services:
         if self.relay is not None:
             self.relay.wake()
 
-    def start_processing(self, queues: list[str] | None = None) -> None:
+    def start_processing(self, queues: list[str] | None = None, processors: dict[str, str] | None = None) -> None:
         """Embedded processing: the in-process bus, the relay feeding it, and a worker."""
         from infra.bus import InProcessBus
         from processors.registry import PROCESSORS
@@ -61,7 +61,7 @@ class Services:
         self.relay.start()
         self.worker = Worker(
             self, self.bus, queues or list(PROCESSORS), self.settings.worker_concurrency,
-            self.settings.job_timeout_seconds,
+            self.settings.job_timeout_seconds, processors,
         )
         self.worker.start()
 

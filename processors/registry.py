@@ -14,9 +14,9 @@ PROCESSORS: dict[str, str] = {
 }
 
 
-def run(queue: str, job: JobInput) -> dict[str, Any]:
-    """Entry point in the child process: import the queue's processor and run it."""
-    module_name, func_name = PROCESSORS[queue].split(":")
+def run(spec: str, job: JobInput) -> dict[str, Any]:
+    """Entry point in the child process: import the processor named `module:function`, run it."""
+    module_name, func_name = spec.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     job.derived_dir.mkdir(parents=True, exist_ok=True)
     return func(job)

@@ -38,8 +38,9 @@ def derived_dir_for(derived_root: Path, asset_id: str) -> Path:
 class Worker:
     def __init__(
         self, services: Any, bus: Bus, queues: list[str], concurrency: int = 2,
-        timeout_seconds: float = 300.0,
+        timeout_seconds: float = 300.0, processors: dict[str, str] | None = None,
     ) -> None:
+        self.processors = dict(processors or registry.PROCESSORS)
         self.services = services
         self.bus = bus
         self.queues = queues
@@ -114,7 +115,8 @@ class Worker:
             derived_root=self.derived_root,
         )
         assert self._pool is not None
-        future = self._pool.schedule(registry.run, args=(ticket.queue, job), timeout=self.timeout)
+        future = self._pool.schedule(registry.run, args=(self.processors[ticket.queue], job),
+                                     timeout=self.timeout)
         try:
             result = future.result()
         except FutureTimeout:
