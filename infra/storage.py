@@ -8,6 +8,7 @@ on the same path.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from blake3 import blake3
 
 from domain.errors import InvalidInput, TooLarge
-from infra.settings import Settings
+from infra.settings import Settings, SettingsError
 
 DEFAULT_REPOSITORY_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "darkroom:repository:default"))
 
@@ -31,6 +32,19 @@ class StagedFile:
     content_hash: str
 
 
+def parse_repositories(raw: str) -> dict[str, Path]:
+    """`{"id": "/path"}` from the `repositories` setting; errors name the setting."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"DARKROOM_REPOSITORIES is not a JSON object: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and k for k, v in value.items()):
+        raise SettingsError('DARKROOM_REPOSITORIES must look like {"<repository id>": "/path/to/dir"}')
+    return {k: Path(v) for k, v in value.items()}
+
+
 class Storage:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -39,6 +53,7 @@ class Storage:
         self.repositories: dict[str, Path] = {
             DEFAULT_REPOSITORY_ID: self.root / "repositories" / "default"
         }
+        self.repositories.update(parse_repositories(settings.repositories))
         self.staging.mkdir(parents=True, exist_ok=True)
         for path in self.repositories.values():
             (path / "originals").mkdir(parents=True, exist_ok=True)
