@@ -36,6 +36,7 @@ class Settings:
     password_time_cost: int = 3
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 8 * 1024**3
+    upload_session_ttl_seconds: float = 24 * 3600.0  # idle chunked-upload sessions are deleted after this
     # Read-your-writes: how long a response waits for the read models to reach its command.
     read_wait_timeout_seconds: float = 5.0
     # Run the projections inside `darkroom serve` (embedded). Off when `darkroom projections run`
@@ -43,6 +44,9 @@ class Settings:
     run_projections: bool = True
     projection_batch_size: int = 500
     bus: str = "inprocess"
+    # More repositories besides the default one in the data dir: a JSON object
+    # {"<repository id>": "/path/to/dir", ...} (uploads pick one with `repository_id`).
+    repositories: str = ""
     # Processing: run workers inside `darkroom serve` (embedded), their concurrency, per-job
     # timeout, attempts and retry backoff (exponential from the base, with jitter).
     run_workers: bool = True

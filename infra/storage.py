@@ -8,8 +8,10 @@ on the same path.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -93,7 +95,19 @@ class Storage:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(staged.path, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(staged.path, target)
+        try:
+            os.replace(staged.path, target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            # The repository is on another filesystem: copy beside the target, then rename.
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+            with open(staged.path, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1024 * 1024)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, target)
+            staged.path.unlink(missing_ok=True)
 
     def discard(self, staged: StagedFile) -> None:
         staged.path.unlink(missing_ok=True)

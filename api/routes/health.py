@@ -34,8 +34,15 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
         report["status"] = "degraded"
         projections["error"] = services.daemon.last_error
     report["projections"] = projections
-    report["bus"] = {"status": "ok", "backend": services.settings.bus,
-                     "note": "media processing arrives with the ingest issue"}
+    bus: dict[str, Any] = {"backend": services.settings.bus}
+    if services.bus is not None:
+        bus.update(status="ok", pending_messages=services.bus.pending())
+    else:
+        bus.update(status="off", note="no workers in this process (DARKROOM_RUN_WORKERS=false)")
+    if services.worker is not None:
+        bus["worker"] = {"id": services.worker.worker_id, "queues": services.worker.queues,
+                         "concurrency": services.worker.concurrency, "busy": services.worker.busy}
+    report["bus"] = bus
     report["search_index"] = {"status": "not configured"}
     return report
 
