@@ -18,6 +18,12 @@ Which library reads what, and why:
 `extract_metadata` returns the asset-level facts (displayed `width`/`height`, `duration`,
 `taken_time`, `taken_time_local`) and `specific_metadata` with exactly the keys API.md lists for
 the asset type, None where the file does not say.
+
+Bad files: when exiftool reports an error or reads nothing beyond the file type, and the type's
+own library (PyAV for video/audio, PDFium for documents) cannot open the file either, the file is
+garbage and UnprocessableMedia says why. A partly readable file (a truncated JPEG with intact
+EXIF) returns what was read. Nothing waits forever: PyAV gets an interrupt timeout, and a
+watchdog kills an exiftool call that runs past EXIFTOOL_TIMEOUT_S (PyExifTool has no timeout).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import re
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
@@ -37,31 +45,15 @@ import av
 import pypdfium2
 import pypdfium2.raw as pdfium_c
 from exiftool import ExifToolHelper
-from exiftool.exceptions import ExifToolException
 
+from infra.media_types import RAW_MIME_TYPES
 from processors.base import JobInput, UnprocessableMedia
 
 # exiftool has no timeout of its own and PyExifTool waits forever for its answer: a watchdog
 # kills a call that runs longer than this. PyAV's interrupt callback gets the same budget.
 EXIFTOOL_TIMEOUT_S = 30.0
+EXIFTOOL_START_TIMEOUT_S = 30.0
 PYAV_TIMEOUT_S = 30.0
-
-RAW_MIME_TYPES = frozenset(
-    {
-        "image/x-adobe-dng", "image/x-nikon-nef", "image/x-nikon-nrw", "image/x-canon-cr2",
-        "image/x-sony-arw", "image/x-sony-srf", "image/x-sony-sr2", "image/x-pentax-pef",
-        "image/x-panasonic-raw", "image/x-panasonic-rw2", "image/x-olympus-orf",
-        "image/x-samsung-srw", "image/x-hasselblad-3fr", "image/x-phaseone-iiq",
-        "image/x-epson-erf", "image/x-leaf-mos", "image/x-kodak-kdc", "image/x-kodak-dcr",
-        "image/x-fuji-raf", "image/x-canon-cr3",
-    }
-)
-try:  # the registry of our media types is the authority; the copy above is for standalone use
-    from infra.media_types import RAW_MIME_TYPES as _REGISTERED_RAW
-
-    RAW_MIME_TYPES = frozenset(_REGISTERED_RAW)
-except ImportError:  # pragma: no cover
-    pass
 
 HEIF_MIME_TYPES = frozenset({"image/heic", "image/heif", "image/avif"})
 
@@ -95,22 +87,66 @@ _BOILERPLATE_DESCRIPTIONS = {
 
 # -- exiftool, one stay-open process per Python process -------------------------------------------
 
+
+class ExifToolFailed(Exception):
+    """exiftool could not be asked (timeout, died, no answer)."""
+
+
 _exiftool_lock = threading.Lock()
+_pdfium_lock = threading.Lock()  # PDFium is not thread-safe
 _exiftool: ExifToolHelper | None = None
 _exiftool_pid: int | None = None
 # A forked child must neither use nor terminate the parent's process (the pipes are shared):
 # it keeps the inherited helper referenced forever so its finaliser never runs.
 _inherited: list[ExifToolHelper] = []
+# PyExifTool starts exiftool with PR_SET_PDEATHSIG, which Linux ties to the starting *thread*:
+# a process started from a short-lived thread (a thread pool, a test's timer thread) would get
+# SIGTERM when that thread ends, possibly in the middle of the next call. So exiftool is always
+# started by one daemon thread that lives as long as the process.
+_starter: queue.Queue[queue.Queue[tuple[bool, Any]]] | None = None
 
 
 def _forget_inherited_exiftool() -> None:
-    global _exiftool, _exiftool_pid
+    global _exiftool, _exiftool_pid, _starter, _exiftool_lock, _pdfium_lock
     if _exiftool is not None:
         _inherited.append(_exiftool)
-    _exiftool, _exiftool_pid = None, None
+    _exiftool, _exiftool_pid, _starter = None, None, None
+    # Another thread may have held a lock at the fork; that thread does not exist here.
+    _exiftool_lock, _pdfium_lock = threading.Lock(), threading.Lock()
 
 
 os.register_at_fork(after_in_child=_forget_inherited_exiftool)
+
+
+def _starter_loop(requests: queue.Queue[queue.Queue[tuple[bool, Any]]]) -> None:
+    while True:
+        reply = requests.get()
+        try:
+            helper = ExifToolHelper(
+                common_args=_EXIFTOOL_ARGS, check_execute=False, check_tag_names=False,
+                encoding="utf-8", auto_start=False,  # never started from the caller's thread
+            )
+            helper.run()
+            reply.put((True, helper))
+        except Exception as exc:  # handed to the caller
+            reply.put((False, exc))
+
+
+def _start_exiftool() -> ExifToolHelper:
+    global _starter
+    if _starter is None:
+        _starter = queue.Queue()
+        threading.Thread(target=_starter_loop, args=(_starter,), name="exiftool-starter",
+                         daemon=True).start()
+    reply: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    _starter.put(reply)
+    try:
+        ok, value = reply.get(timeout=EXIFTOOL_START_TIMEOUT_S)
+    except queue.Empty:
+        raise ExifToolFailed(f"exiftool did not start within {EXIFTOOL_START_TIMEOUT_S:g} s") from None
+    if not ok:
+        raise ExifToolFailed(f"exiftool did not start: {value}") from value
+    return value
 
 
 def _is_running(helper: ExifToolHelper) -> bool:
@@ -144,11 +180,8 @@ def _helper() -> ExifToolHelper:
         return _exiftool
     if _exiftool is not None and _exiftool_pid == os.getpid():
         _discard(_exiftool)
-    helper = ExifToolHelper(
-        common_args=_EXIFTOOL_ARGS, check_execute=False, check_tag_names=False,
-        encoding="utf-8",
-    )
-    helper.run()
+    _exiftool = None
+    helper = _start_exiftool()
     _exiftool, _exiftool_pid = helper, os.getpid()
     return helper
 
@@ -178,36 +211,46 @@ def _make_reads_fail(proc: Any) -> None:
         os.close(dir_fd)
 
 
-class ExifToolFailed(Exception):
-    """exiftool could not be asked (timeout, died, no answer)."""
+def _watch(proc: Any, done: threading.Event, fired: threading.Event, limit: float) -> None:
+    """Until `done`: if exiftool dies (PyExifTool would then spin on EOF forever) or runs past
+    `limit`, make the blocked call fail."""
+    deadline = time.monotonic() + limit
+    while not done.wait(0.05):
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            fired.set()
+            _make_reads_fail(proc)
+            return
 
 
 def read_exiftool(path: Path) -> dict[str, Any]:
     """exiftool's tags for `path` as {"Group:Tag": value}; raises ExifToolFailed on no answer."""
+    encoded = os.fsencode(path)
+    if b"\n" in encoded or b"\r" in encoded:  # arguments travel one per line
+        raise ExifToolFailed("the path contains a line break")
     with _exiftool_lock:
         helper = _helper()
         proc = helper._process  # PyExifTool offers neither a timeout nor the process handle
-        expired = threading.Event()
-
-        def watchdog() -> None:
-            expired.set()
-            _make_reads_fail(proc)
-
-        timer = threading.Timer(EXIFTOOL_TIMEOUT_S, watchdog)
-        timer.daemon = True
-        timer.start()
+        started = time.monotonic()
+        done, fired = threading.Event(), threading.Event()
+        watchdog = threading.Thread(target=_watch, args=(proc, done, fired, EXIFTOOL_TIMEOUT_S),
+                                    name="exiftool-watchdog", daemon=True)
+        watchdog.start()
         try:
             raw = helper.execute(
-                "-j", *[f"-{t}" for t in _EXIFTOOL_TAGS], os.fsencode(path), raw_bytes=True
+                "-j", *[f"-{t}" for t in _EXIFTOOL_TAGS], encoded, raw_bytes=True
             )
-        except (ExifToolException, OSError, ValueError) as exc:
+        except Exception as exc:  # whatever broke, the conversation is out of step: start over
+            done.set()
+            watchdog.join()
             _discard(helper)
-            if expired.is_set():
+            if time.monotonic() - started >= EXIFTOOL_TIMEOUT_S:
                 raise ExifToolFailed(f"exiftool took longer than {EXIFTOOL_TIMEOUT_S:g} s") from exc
+            if fired.is_set():
+                raise ExifToolFailed("exiftool died while reading the file") from exc
             raise ExifToolFailed(f"exiftool failed: {exc}") from exc
-        finally:
-            timer.cancel()
-        if expired.is_set():  # fired just as the answer came: the process is gone
+        done.set()
+        watchdog.join()
+        if fired.is_set():  # fired just as the answer came: the process is gone
             _discard(helper)
     text = raw.decode("utf-8", errors="replace").strip() if isinstance(raw, bytes) else raw
     if not text:
@@ -328,6 +371,7 @@ _DATE_RE = re.compile(
     r"\s*(Z|[+-]\d{2}:?\d{2})?"
 )
 _OFFSET_RE = re.compile(r"^\s*(Z|[+-]\d{2}:?\d{2})\s*$")
+_ZERO_TIMESTAMPS = {(1904, 1, 1, 0, 0, 0), (1970, 1, 1, 0, 0, 0)}  # QuickTime and Unix epochs
 
 
 def _zone(text: str | None) -> timezone | None:
@@ -359,14 +403,14 @@ def _parse_date(value: Any, offset: Any = None, assume_utc: bool = False) -> dat
         return None
     if year < 1800:
         return None
+    if assume_utc and (year, month, day, hour, minute, second) in _ZERO_TIMESTAMPS:
+        return None  # a container's "no date" (0 seconds since its epoch), not a date
     zone = _zone(match.group(7))
     if zone is None and offset is not None:
         off = _text(offset)
         off_match = _OFFSET_RE.match(off) if off else None
         zone = _zone(off_match.group(1)) if off_match else None
     if zone is None and assume_utc:
-        if (year, month, day, hour, minute, second) in ((1904, 1, 1, 0, 0, 0), (1970, 1, 1, 0, 0, 0)):
-            return None  # a zero timestamp, not a date
         zone = timezone.utc
     return moment.replace(tzinfo=zone) if zone else moment
 
@@ -644,7 +688,7 @@ def _photo(job: JobInput, tags: Tags) -> dict[str, Any]:
         _parse_date(tags.get("CreateDate", ["QuickTime"], others=False), assume_utc=True),
         *[_parse_date(v) for v in tags.values("DateTimeOriginal")],
     ])
-    taken_time, taken_local = _time_fields(taken)
+    taken_time = _time_fields(taken)[0]
     lat, lon = _gps(tags)
     specific = {
         "taken_time": taken_time,
@@ -761,9 +805,6 @@ def _audio(job: JobInput, tags: Tags, streams: StreamFacts | None) -> dict[str, 
     return _result(None, None, round(duration, 3) if duration else None, taken, specific)
 
 
-_pdfium_lock = threading.Lock()  # PDFium is not thread-safe
-
-
 def _pdf_page_count(path: Path) -> tuple[int | None, str | None]:
     """(page count, why not); an encrypted PDF is tried with an empty user password."""
     with _pdfium_lock:
@@ -827,7 +868,8 @@ def extract_metadata(job: JobInput) -> dict[str, Any]:
 
     try:
         tags = Tags(read_exiftool(path))
-        exif_problem = tags.error or (None if tags.useful else (
+        # An error with tags read anyway is a partly readable file: keep what was read.
+        exif_problem = None if tags.useful else (tags.error or (
             f"nothing readable ({tags.warning})" if tags.warning else "nothing readable"))
     except ExifToolFailed as exc:
         tags = Tags({})
