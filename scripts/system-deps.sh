@@ -5,6 +5,8 @@ set -euo pipefail
 missing=()
 command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 command -v vipsthumbnail >/dev/null || missing+=(libvips-tools)
+# HEIC: the pyvips wheel's libheif lacks an HEVC decoder; Debian's libheif (with libde265) has one.
+ldconfig -p | grep -q 'libheif.so.1 ' || missing+=(libheif1)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "system-deps: missing ${missing[*]}; run: sudo apt-get install -y ${missing[*]}" >&2; exit 1

@@ -65,8 +65,8 @@ class LiveServer:
             data = None
             if files:
                 data = aiohttp.FormData()
-                for field, path in files.items():
-                    data.add_field(field, path.read_bytes(), filename=path.name,
+                for field, file_path in files.items():
+                    data.add_field(field, file_path.read_bytes(), filename=file_path.name,
                                    content_type="application/octet-stream")
             async with aiohttp.ClientSession() as session:
                 async with session.request(method, self.base + API + path, json=json_body, data=data,
