@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 API = "/api/v1"
 
@@ -71,7 +72,7 @@ class LiveServer:
             async with aiohttp.ClientSession() as session:
                 async with session.request(method, self.base + API + path, json=json_body, data=data,
                                            headers=h, timeout=aiohttp.ClientTimeout(total=120)) as resp:
-                    return resp.status, dict(resp.headers), await resp.read()
+                    return resp.status, CIMultiDict(resp.headers), await resp.read()
         return asyncio.run(go())
 
     def json(self, method: str, path: str, token: str | None = None, expect: int | None = 200, **kw: Any) -> dict[str, Any]:
