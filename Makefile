@@ -35,6 +35,7 @@ test: install services
 
 bench: install services
 	source $(PG_URL_FILE) && DARKROOM_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/python bench/event_store.py
+	$(BIN)/python bench/processing.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
