@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 
 @dataclass(frozen=True)
@@ -23,3 +24,12 @@ class JobInput:
 class UnprocessableMedia(Exception):
     """The file's content cannot be processed (garbage, truncated beyond use). Retrying will not
     help, but the job still goes through its attempts: the message names what failed."""
+
+
+def relative_path(path: Path, root: Path) -> str:
+    """`path` as a POSIX path relative to `root`: how results name derived files."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(os.path.relpath(path, root))
+    return str(PurePosixPath(*rel.parts))

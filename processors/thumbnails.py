@@ -27,7 +27,7 @@ import subprocess
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import av
@@ -38,7 +38,7 @@ import pyvips
 import rawpy
 
 from infra.media_types import RAW_MIME_TYPES
-from processors.base import JobInput, UnprocessableMedia
+from processors.base import JobInput, UnprocessableMedia, relative_path
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _write_all(job: JobInput, renditions: Renditions) -> dict[str, dict[str, Any
         _webpsave(image, partial)
         os.replace(partial, dest)
         out[name] = {
-            "path": _relative(dest, Path(job.derived_root)),
+            "path": relative_path(dest, Path(job.derived_root)),
             "width": image.width,
             "height": image.height,
             "mime_type": MIME_TYPE,
@@ -162,13 +162,6 @@ def _saveable(image: pyvips.Image) -> pyvips.Image:
         image = image.cast("uchar")
     return image
 
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        rel = path.relative_to(root)
-    except ValueError:
-        rel = Path(os.path.relpath(path, root))
-    return str(PurePosixPath(*rel.parts))
 
 
 def _colour_args(image: pyvips.Image) -> dict[str, str]:

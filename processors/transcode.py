@@ -16,13 +16,13 @@ import logging
 import os
 from collections.abc import Iterator
 from fractions import Fraction
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import av
 import av.error
 
-from processors.base import JobInput, UnprocessableMedia
+from processors.base import JobInput, UnprocessableMedia, relative_path
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,13 @@ def make_web_version(job: JobInput) -> dict[str, Any]:
                 return {"skipped": why}
             dest = derived_dir / "web.mp4"
             info = _atomic(dest, lambda tmp: _transcode_video(path, tmp))
-            return {"web_video": {"path": _relative(dest, job.derived_root), "mime_type": "video/mp4", **info}}
+            return {"web_video": {"path": relative_path(dest, job.derived_root), "mime_type": "video/mp4", **info}}
         why = _web_playable_audio(path)
         if why:
             return {"skipped": why}
         dest = derived_dir / "web.m4a"
         info = _atomic(dest, lambda tmp: _transcode_audio(path, tmp))
-        return {"web_audio": {"path": _relative(dest, job.derived_root), "mime_type": "audio/mp4", **info}}
+        return {"web_audio": {"path": relative_path(dest, job.derived_root), "mime_type": "audio/mp4", **info}}
     except UnprocessableMedia:
         raise
     except av.error.FFmpegError as e:
@@ -149,13 +149,6 @@ def _atomic(dest: Path, write: Any) -> dict[str, Any]:
         partial.unlink(missing_ok=True)
     return info
 
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        rel = path.relative_to(root)
-    except ValueError:
-        rel = Path(os.path.relpath(path, root))
-    return str(PurePosixPath(*rel.parts))
 
 
 def _decode(stream: Any, packet: Any) -> list[Any]:

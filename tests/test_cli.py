@@ -9,9 +9,7 @@ import subprocess
 import sys
 import time
 
-import pytest
 
-from infra.bootstrap import bootstrap
 from projections.runner import head_position
 from tests.scenario import busy_library, snapshot
 
