@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 from pathlib import Path
 
 from aiohttp import web
@@ -30,8 +31,9 @@ async def serve_file(
         "Accept-Ranges": "bytes",
     }
     if filename:
-        safe = filename.replace('"', "").replace("\\", "")
-        headers["Content-Disposition"] = f'inline; filename="{safe}"'
+        # RFC 6266: an ASCII fallback plus the exact name, percent-encoded (no header injection).
+        ascii_name = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in filename)
+        headers["Content-Disposition"] = f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
     inm = request.headers.get("If-None-Match")
     if inm and _etag_matches(inm, etag):
         return web.Response(status=304, headers=headers)

@@ -8,13 +8,14 @@ from typing import Any
 from api.registry import Ctx
 from commands.assets import NewUpload
 from domain.errors import InvalidInput, Unsupported
+from domain.text import strip_control
 from infra.media_types import sniff_file
 from infra.storage import StagedFile
 
 
 def clean_filename(raw: str | None) -> str:
     """The last path component of a client's file name (no directories), at most 255 chars."""
-    return PurePath((raw or "upload").replace("\\", "/")).name[:255] or "upload"
+    return PurePath(strip_control(raw or "upload").replace("\\", "/")).name[:255] or "upload"
 
 
 async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from domain.errors import Forbidden, InvalidInput, Unauthorized
 from infra.bootstrap import Services
 
 PREFIX = "/api/v1"
+MAX_INT = 2**63 - 1  # what both databases store in a BIGINT
 SERVICES = web.AppKey("services", Services)
 T = TypeVar("T")
 
@@ -89,6 +90,8 @@ class Ctx:
             raise InvalidInput(f"{name} must be an integer, got {raw!r}", name) from None
         if value < minimum:
             raise InvalidInput(f"{name} must be at least {minimum}", name)
+        if value > MAX_INT:
+            raise InvalidInput(f"{name} is too large", name)
         if maximum is not None and value > maximum:
             value = maximum
         return value

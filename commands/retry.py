@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import ConnectionUnavailableError, IntegrityError, OperationalError
 
 from domain.errors import Conflict
 
@@ -28,6 +28,8 @@ def retry_on_conflict(command: Callable[[], T], attempts: int = 50) -> T:
     for _ in range(attempts):
         try:
             return command()
+        except ConnectionUnavailableError:
+            raise  # an outage is not a conflict: answer 503, do not spin
         except CONFLICTS:
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.5, 0.1)

@@ -10,6 +10,7 @@ from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.ids import album_id_to_uuid
+from domain.text import check_text
 
 MAX_ALBUM_NAME_LENGTH = 255
 MAX_ALBUM_DESCRIPTION_LENGTH = 10_000
@@ -18,18 +19,12 @@ MAX_ALBUM_DESCRIPTION_LENGTH = 10_000
 def check_album_name(name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("album_name must be a non-empty string", "album_name")
-    if len(name) > MAX_ALBUM_NAME_LENGTH:
-        raise InvalidInput(
-            f"album_name is longer than {MAX_ALBUM_NAME_LENGTH} characters", "album_name"
-        )
-    return name.strip()
+    return check_text(name, "album_name", MAX_ALBUM_NAME_LENGTH, name=True).strip()
 
 
 def check_album_description(description: Any) -> str | None:
-    if description is not None and len(description) > MAX_ALBUM_DESCRIPTION_LENGTH:
-        raise InvalidInput(
-            f"description is longer than {MAX_ALBUM_DESCRIPTION_LENGTH} characters", "description"
-        )
+    if description is not None:
+        check_text(description, "description", MAX_ALBUM_DESCRIPTION_LENGTH)
     return description
 
 

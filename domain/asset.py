@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.text import check_text
 
 
 class AssetType(str, Enum):
@@ -62,6 +63,23 @@ def status_of(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     else:
         state = "complete"
     return {"state": state, "tasks": states}
+
+
+MAX_METADATA_TEXT = 1000
+
+
+def check_metadata_value(key: str, value: Any) -> None:
+    """Metadata values are scalars: text, numbers, booleans or null (no nesting to replay)."""
+    field = f"specific_metadata.{key}"
+    if key == "description":
+        if value is not None:
+            check_text(value, field, MAX_DESCRIPTION_LENGTH)
+    elif isinstance(value, str):
+        check_text(value, field, MAX_METADATA_TEXT)
+    elif value is not None and not isinstance(value, (bool, int, float)):
+        raise InvalidInput(f"{field} must be text, a number, a boolean or null", field)
+    elif isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{field} must be a finite number", field)
 
 
 def check_rating(rating: Any) -> int:
@@ -144,10 +162,8 @@ class Asset(Aggregate):
 
     def describe(self, description: str | None) -> None:
         self.check_not_deleted()
-        if description is not None and len(description) > MAX_DESCRIPTION_LENGTH:
-            raise InvalidInput(
-                f"description is longer than {MAX_DESCRIPTION_LENGTH} characters", "description"
-            )
+        if description is not None:
+            check_text(description, "description", MAX_DESCRIPTION_LENGTH)
         if description != self.description:
             self._change_description(description=description)
 
@@ -166,6 +182,8 @@ class Asset(Aggregate):
                 f"unknown field(s) for a {self.asset_type}: {', '.join(unknown)}",
                 f"specific_metadata.{unknown[0]}",
             )
+        for key, value in changes.items():
+            check_metadata_value(key, value)
         if changes:
             self._update_metadata(changes=changes)
 

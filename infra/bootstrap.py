@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from dataclasses import dataclass, field
 
 from typing import Any
@@ -111,6 +112,7 @@ def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     prepare_database(settings)
     app = Darkroom(env=eventstore_env(settings))
+    app.refresh_token_ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
     app.job_policy = JobPolicy(
         max_attempts=settings.job_max_attempts,
         backoff_base_seconds=settings.job_backoff_base_seconds,

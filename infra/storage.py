@@ -108,6 +108,12 @@ class Storage:
                 os.fsync(dst.fileno())
             os.replace(tmp, target)
             staged.path.unlink(missing_ok=True)
+        # The rename itself must survive a power cut before an event names the file.
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def discard(self, staged: StagedFile) -> None:
         staged.path.unlink(missing_ok=True)

@@ -39,10 +39,13 @@ class JobRelay:
     def recover(self) -> int:
         """Start at the log head and republish every waiting job of the read model."""
         self.position = head_position(self.app)
-        count = 0
-        for row in self.jobs.due(None, datetime.now()):
-            self.bus.publish(JobMessage(_epoch(row["scheduled_at"]), int(row["job_id"]), row["queue"]))
-            count += 1
+        count, after = 0, 0
+        while rows := self.jobs.waiting(after):
+            for row in rows:
+                self.bus.publish(JobMessage(_epoch(row["scheduled_at"]), int(row["job_id"]),
+                                            row["queue"], row["asset_id"]))
+                after = int(row["job_id"])
+                count += 1
         return count
 
     def relay_batch(self) -> int:

@@ -113,7 +113,9 @@ def _write_all(job: JobInput, renditions: Renditions) -> dict[str, dict[str, Any
 
     def save(name: str, image: pyvips.Image) -> None:
         dest = derived_dir / f"thumb-{name}.webp"
-        partial = derived_dir / f".thumb-{name}.partial.webp"
+        # Per-job partial names: a superseded job still running beside its reprocess never
+        # interleaves writes with it; each final file is one job's complete output.
+        partial = derived_dir / f".thumb-{name}.{job.job_id}.partial.webp"
         _webpsave(image, partial)
         os.replace(partial, dest)
         out[name] = {
@@ -138,11 +140,10 @@ def _write_all(job: JobInput, renditions: Renditions) -> dict[str, dict[str, Any
             if pending is not None:
                 pending.result()
     except BaseException:
-        # All or nothing: no partial file, and no rendition of a file that failed half-way.
-        for p in derived_dir.glob(".thumb-*.partial.webp"):
+        # No partial file is left behind. Renditions already in place stay: they are complete,
+        # no event names them, and another job for this asset may own them.
+        for p in derived_dir.glob(f".thumb-*.{job.job_id}.partial.webp"):
             p.unlink(missing_ok=True)
-        for name in out:
-            (derived_dir / f"thumb-{name}.webp").unlink(missing_ok=True)
         raise
     return {name: out[name] for name, _ in SIZES}
 

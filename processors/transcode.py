@@ -49,13 +49,13 @@ def make_web_version(job: JobInput) -> dict[str, Any]:
             if why:
                 return {"skipped": why}
             dest = derived_dir / "web.mp4"
-            info = _atomic(dest, lambda tmp: _transcode_video(path, tmp))
+            info = _atomic(dest, job.job_id, lambda tmp: _transcode_video(path, tmp))
             return {"web_video": {"path": relative_path(dest, job.derived_root), "mime_type": "video/mp4", **info}}
         why = _web_playable_audio(path)
         if why:
             return {"skipped": why}
         dest = derived_dir / "web.m4a"
-        info = _atomic(dest, lambda tmp: _transcode_audio(path, tmp))
+        info = _atomic(dest, job.job_id, lambda tmp: _transcode_audio(path, tmp))
         return {"web_audio": {"path": relative_path(dest, job.derived_root), "mime_type": "audio/mp4", **info}}
     except UnprocessableMedia:
         raise
@@ -139,9 +139,11 @@ def _web_playable_audio(path: Path) -> str | None:
 # --- writing -------------------------------------------------------------------------------
 
 
-def _atomic(dest: Path, write: Any) -> dict[str, Any]:
+def _atomic(dest: Path, job_id: int, write: Any) -> dict[str, Any]:
+    """Write through a per-job partial file, then rename: never a half file, and two jobs of
+    one asset (a reprocess beside its superseded job) never write the same file."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(f".{dest.stem}.partial{dest.suffix}")
+    partial = dest.with_name(f".{dest.stem}.{job_id}.partial{dest.suffix}")
     try:
         info = write(partial)
         os.replace(partial, dest)

@@ -14,8 +14,10 @@ import multiprocessing
 import os
 import socket
 import threading
+import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from processors.base import JobInput
 
 log = logging.getLogger("darkroom.worker")
 RESCUE_GRACE_SECONDS = 30.0
+REPUBLISH_DELAY_SECONDS = 5.0
 
 
 def derived_dir_for(derived_root: Path, asset_id: str) -> Path:
@@ -69,24 +72,29 @@ class Worker:
         self._threads.append(t)
 
     def stop(self) -> None:
+        """Take no more work; jobs in flight are abandoned (the pool is stopped at once, not
+        waited for) and the rescuer retries them after their timeout."""
         self._stop.set()
-        for t in self._threads:
-            t.join(timeout=self.timeout + 5)
         if self._pool is not None:
             self._pool.stop()
             self._pool.join(timeout=10)
+        for t in self._threads:
+            t.join(timeout=10)
 
     # -- the loop ------------------------------------------------------------------------------
 
     def _consume(self) -> None:
         while not self._stop.is_set():
+            message = None
             try:
                 message = self.bus.consume(self.queues, timeout=0.5)
                 if message is None:
                     continue
                 self.handle(message.job_id)
             except Exception:
-                log.exception("worker loop error; continuing")
+                log.exception("worker loop error; the message comes back in %s s", REPUBLISH_DELAY_SECONDS)
+                if message is not None:  # e.g. the database was down while claiming: try later
+                    self.bus.publish(replace(message, not_before=time.time() + REPUBLISH_DELAY_SECONDS))
 
     def handle(self, job_id: int) -> str | None:
         """Claim and run one job; returns its final state for this attempt, or None if the job

@@ -140,7 +140,7 @@ def decode_cursor(cursor: str) -> int:
     padded = cursor + "=" * (-len(cursor) % 4)
     data = json.loads(base64.urlsafe_b64decode(padded.encode()))
     before = data["before"]
-    if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+    if not isinstance(before, int) or isinstance(before, bool) or not 1 <= before < 2**63:
         raise ValueError("bad cursor")
     return before
 
@@ -208,14 +208,15 @@ class Jobs:
             q["updated_at"] = max(q["updated_at"], r["updated_at"])
         return [queues[name] for name in sorted(queues)][:limit]
 
-    def due(self, queues: list[str] | None, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
-        """Jobs waiting to run whose time has come (for the in-process relay's recovery)."""
-        rows = self.db.query(
-            "SELECT job_id, queue, scheduled_at FROM jobs "
-            "WHERE state IN ('available', 'scheduled', 'retryable') ORDER BY priority, job_id LIMIT ?",
-            (limit,),
+    def waiting(self, after_job_id: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        """Jobs waiting to run (due or not), by job id after `after_job_id`: the relay's recovery
+        pages through all of them."""
+        return self.db.query(
+            "SELECT job_id, queue, scheduled_at, asset_id FROM jobs "
+            "WHERE state IN ('available', 'scheduled', 'retryable') AND job_id > ? "
+            "ORDER BY job_id LIMIT ?",
+            (after_job_id, limit),
         )
-        return [r for r in rows if queues is None or r["queue"] in queues]
 
     def running_since_before(self, cutoff: datetime) -> list[int]:
         rows = self.db.query(

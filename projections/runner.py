@@ -167,8 +167,9 @@ def rebuild(
         for base in live.tables:
             tx.execute(f"DROP TABLE IF EXISTS {live.t(base)}")
             tx.execute(f"ALTER TABLE {shadow.t(base)} RENAME TO {live.t(base)}")
-        tx.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (live.name,))
-        tx.execute(f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, ?)", (live.name, position))
+        # UPDATE, not DELETE + INSERT: a live runner waiting on this row's lock must find it.
+        if not tx.execute(f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (position, live.name)):
+            tx.execute(f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, ?)", (live.name, position))
     if progress is not None:
         progress(position, max(head_position(app), position))
     return replayed
@@ -183,7 +184,7 @@ class ProjectionDaemon:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+        self.errors: dict[str, str] = {}  # runner name -> its last error, until it recovers
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
@@ -203,9 +204,9 @@ class ProjectionDaemon:
             for runner in self.runners:
                 try:
                     runner.catch_up()
-                    self.last_error = None
+                    self.errors.pop(runner.name, None)
                 except Exception as exc:  # keep following; health reports it
-                    self.last_error = f"{runner.name}: {exc!r}"
+                    self.errors[runner.name] = repr(exc)
                     time.sleep(1)
             self._wake.wait(self.interval)
             self._wake.clear()

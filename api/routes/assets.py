@@ -147,7 +147,12 @@ async def upload_asset(ctx: Ctx) -> web.Response:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart is not supported", "file")
             if part.name == "repository_id":
-                repository_field = (await part.text()).strip()
+                raw = b""
+                async for chunk in _file_chunks(part):
+                    raw += chunk
+                    if len(raw) > 1024:
+                        raise InvalidInput("repository_id is too long", "repository_id")
+                repository_field = raw.decode("utf-8", "replace").strip()
             elif part.name == "file":
                 if staged is not None:
                     raise InvalidInput("send exactly one 'file' field; use /assets/batch for many", "file")

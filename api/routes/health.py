@@ -30,9 +30,11 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
         except Exception as exc:
             report["status"] = "degraded"
             projections[name] = {"status": "down", "error": str(exc)}
-    if services.daemon is not None and services.daemon.last_error:
-        report["status"] = "degraded"
-        projections["error"] = services.daemon.last_error
+    if services.daemon is not None:
+        for name, error in services.daemon.errors.items():
+            report["status"] = "degraded"
+            projections.setdefault(name, {})["status"] = "stuck"
+            projections[name]["error"] = error
     report["projections"] = projections
     bus: dict[str, Any] = {"backend": services.settings.bus}
     if services.bus is not None:
