@@ -7,15 +7,18 @@ from datetime import datetime, timezone
 from typing import Any
 
 from domain.asset import status_of
-
+from domain.camera import clean_lens, lens_key, normalise_make
 from infra.database import Database, Row, Transaction
+from infra.media_types import RAW_MIME_TYPES
 from projections.base import Projection, chunks, handles, to_json, ts, upsert
+from projections.queries import AssetFilter, filename_condition, filter_conditions, taken_instant
 
 CATALOG_COLUMNS = (
     "asset_id, owner_id, type, original_filename, mime_type, file_size, hash, width, height, "
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
     "storage_path, is_deleted, deleted_at, status, specific_metadata, version, taken_local, "
-    "metadata_overrides, extracted_metadata, thumbnails, web"
+    "metadata_overrides, extracted_metadata, thumbnails, web, camera_make, lens_model, lens_key, "
+    "is_raw, filename_lower, taken_utc"
 )
 _JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web"})
 _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
@@ -56,13 +59,25 @@ class CatalogProjection(Projection):
                 metadata_overrides TEXT NOT NULL,
                 extracted_metadata TEXT NOT NULL,
                 thumbnails TEXT NOT NULL,
-                web TEXT NOT NULL
+                web TEXT NOT NULL,
+                camera_make TEXT,
+                lens_model TEXT,
+                lens_key TEXT,
+                is_raw BIGINT NOT NULL DEFAULT 0,
+                filename_lower TEXT NOT NULL,
+                taken_utc TEXT
             )"""
         )
         tx.execute(
             f"CREATE INDEX {self.index_name(table, 'owner_sort')} "
             f"ON {table} (owner_id, is_deleted, sort_time, asset_id)"
         )
+        # What POST /assets/filter narrows by, each with the listing order behind it.
+        for column in ("camera_make", "lens_key", "rating", "liked", "type", "taken_utc"):
+            tx.execute(
+                f"CREATE INDEX {self.index_name(table, column)} "
+                f"ON {table} (owner_id, is_deleted, {column}, sort_time)"
+            )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_hash')} ON {table} (owner_id, hash)")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
@@ -98,7 +113,19 @@ class CatalogProjection(Projection):
             "deleted_at": None, "status": to_json({"state": "complete", "tasks": {}}),
             "specific_metadata": {}, "version": e.originator_version, "taken_local": None,
             "metadata_overrides": {}, "extracted_metadata": {}, "thumbnails": {}, "web": {},
+            "camera_make": None, "lens_model": None, "lens_key": None,
+            "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0,
+            "filename_lower": e.original_filename.lower(), "taken_utc": None,
         }
+
+    @staticmethod
+    def _derive(row: Row) -> None:
+        """The filter columns that follow from the merged specific metadata."""
+        metadata = row["specific_metadata"]
+        lens = clean_lens(metadata.get("lens_model"))
+        row["camera_make"] = normalise_make(metadata.get("camera_make"))
+        row["lens_model"] = lens
+        row["lens_key"] = lens_key(lens)
 
     @staticmethod
     def _stamp(row: Row | None, e: Any, **changes: Any) -> Row | None:
@@ -126,6 +153,7 @@ class CatalogProjection(Projection):
             return None
         row["metadata_overrides"] = {**row["metadata_overrides"], **e.changes}
         row["specific_metadata"] = {**row["extracted_metadata"], **row["metadata_overrides"]}
+        self._derive(row)
         description = e.changes.get("description", row["description"])
         return self._stamp(row, e, description=description)
 
@@ -135,10 +163,12 @@ class CatalogProjection(Projection):
             return None
         row["extracted_metadata"] = dict(e.specific_metadata)
         row["specific_metadata"] = {**row["extracted_metadata"], **row["metadata_overrides"]}
+        self._derive(row)
         taken = sortable_time(e.taken_time)
         return self._stamp(
             row, e, width=e.width, height=e.height, duration=e.duration, taken_time=e.taken_time,
             taken_local=e.taken_time_local, sort_time=taken or row["upload_time"],
+            taken_utc=taken_instant(e.taken_time),
         )
 
     @handles("Asset.TaskStateChanged")
@@ -272,3 +302,41 @@ class Catalog:
         )
         counts = {int(r["bucket"]): int(r["n"]) for r in rows if r["bucket"] and r["bucket"].isdigit()}
         return [{"label": label.format(b), "value": b, "count": counts.get(b, 0)} for b in buckets]
+
+    def filter(
+        self,
+        owner_id: int,
+        asset_filter: AssetFilter,
+        limit: int = 20,
+        offset: int = 0,
+        *,
+        filename_contains: str | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page of the owner's assets that pass the filter, newest first, and how many pass
+        in all. `filename_contains` adds a case-insensitive substring match on the original
+        filename (the filename search). Another owner's id in the filter selects nothing."""
+        if asset_filter.owner_id is not None and asset_filter.owner_id != owner_id:
+            return [], 0
+        where = ["owner_id = ?", "is_deleted = 0"]
+        params: list[Any] = [owner_id]
+        conditions, values = filter_conditions(asset_filter, self.db.dialect)
+        where += conditions
+        params += values
+        if filename_contains is not None:
+            sql, values = filename_condition("contains", filename_contains, self.db.dialect)
+            where.append(sql)
+            params += values
+        clause = " AND ".join(where)
+        with self.db.reader() as tx:
+            if tx.dialect == "postgres":  # one snapshot for both statements, as SQLite's reader has
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            counted = tx.fetchone(f"SELECT COUNT(*) AS n FROM catalog_assets WHERE {clause}", params)
+            total = int(counted["n"]) if counted else 0
+            rows: list[Row] = []
+            if offset < total:
+                rows = tx.fetchall(
+                    f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE {clause} "
+                    "ORDER BY sort_time DESC, asset_id DESC LIMIT ? OFFSET ?",
+                    (*params, limit, offset),
+                )
+        return [asset_from_row(r) for r in rows], total

@@ -5,10 +5,12 @@ from __future__ import annotations
 from projections.albums import AlbumsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
+from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
     AlbumsProjection.name: AlbumsProjection,
     JobsProjection.name: JobsProjection,
+    FacetsProjection.name: FacetsProjection,
 }

@@ -1,0 +1,198 @@
+"""Finding assets: structured filters, their facets, and filename search.
+
+Semantic search needs an embedder (the ML processing brings one); until one is configured it
+answers 503. The filter semantics (glob, dates, lens, camera make) are in `projections.queries`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from api.envelope import fail, ok
+from api.models import AssetDTO, Body
+from api.registry import Ctx, route
+from projections.facets import Facets
+from projections.queries import AssetFilter, date_bound
+
+MAX_LIMIT = 100
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _plain(value: str) -> str:
+    """No control characters (PostgreSQL refuses NUL; file names never hold any) and no lone
+    surrogates (not encodable for either database)."""
+    if _UNSTORABLE.search(value):
+        raise ValueError("contains control characters or unpaired surrogates")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_plain)]
+
+
+class FilenameFilter(Body):
+    mode: Literal["contains", "startswith", "endswith", "matches"] = Field(
+        description="contains, startswith, endswith: literal text; matches: a glob over the whole "
+        "name (`*`, `?`, `[abc]`, `[a-z]`, `[!abc]`). All case-insensitive."
+    )
+    value: Text = Field(max_length=1000)
+
+
+class DateRange(Body):
+    """Inclusive bounds on the taken time. A date as `to` includes that whole day; a datetime
+    without an offset is UTC."""
+
+    from_: Text | None = Field(default=None, alias="from", max_length=64,
+                                    description="ISO date or datetime, inclusive")
+    to: Text | None = Field(default=None, max_length=64,
+                                 description="ISO date (the whole day) or datetime, inclusive")
+
+    @field_validator("from_")
+    @classmethod
+    def _check_from(cls, value: str | None) -> str | None:
+        if value is not None:
+            date_bound(value, end=False)
+        return value
+
+    @field_validator("to")
+    @classmethod
+    def _check_to(cls, value: str | None) -> str | None:
+        if value is not None:
+            date_bound(value, end=True)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.from_ is not None and self.to is not None:
+            if date_bound(self.from_, end=False) > date_bound(self.to, end=True):
+                raise ValueError(f"from ({self.from_}) is after to ({self.to})")
+        return self
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        return (
+            date_bound(self.from_, end=False) if self.from_ is not None else None,
+            date_bound(self.to, end=True) if self.to is not None else None,
+        )
+
+
+class AssetFilterBody(Body):
+    """Every field is optional; the given ones are combined with AND."""
+
+    repository_id: Text | None = Field(default=None, max_length=200)
+    type: Literal["PHOTO", "VIDEO", "AUDIO", "DOCUMENT"] | None = None
+    owner_id: StrictInt | None = Field(default=None, ge=1,
+                                       description="only your own id selects anything")
+    raw: StrictBool | None = Field(default=None, description="RAW camera files only (or none)")
+    rating: StrictInt | None = Field(default=None, ge=0, le=5)
+    liked: StrictBool | None = None
+    filename: FilenameFilter | None = None
+    date: DateRange | None = None
+    camera_make: Text | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="matched on the normalised make: 'NIKON CORPORATION', 'nikon' and 'Nikon' are one",
+    )
+    lens: Text | None = Field(
+        default=None, min_length=1, max_length=500,
+        description="the whole lens name, case-insensitively (as listed by /assets/filter-options)",
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _upper_type(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    def to_filter(self) -> AssetFilter:
+        taken_from, taken_to = self.date.bounds() if self.date is not None else (None, None)
+        return AssetFilter(
+            repository_id=self.repository_id, type=self.type, owner_id=self.owner_id,
+            raw=self.raw, rating=self.rating, liked=self.liked,
+            filename_mode=self.filename.mode if self.filename else None,
+            filename_value=self.filename.value if self.filename else None,
+            taken_from=taken_from, taken_to=taken_to,
+            camera_make=self.camera_make, lens=self.lens,
+        )
+
+
+class FilterBody(Body):
+    filter: AssetFilterBody | None = None
+    limit: StrictInt = Field(default=20, ge=1, description=f"page size (at most {MAX_LIMIT})")
+    offset: StrictInt = Field(default=0, ge=0, le=2**62)
+
+
+class SearchBody(Body):
+    query: Text = Field(min_length=1, max_length=1000)
+    search_type: Literal["filename", "semantic"]
+    filter: AssetFilterBody | None = None
+    limit: StrictInt = Field(default=20, ge=1, description=f"page size (at most {MAX_LIMIT})")
+    offset: StrictInt = Field(default=0, ge=0, le=2**62)
+
+
+class FilteredPage(BaseModel):
+    assets: list[AssetDTO]
+    limit: int
+    offset: int
+    total: int
+
+
+class FacetCount(BaseModel):
+    value: str
+    count: int
+
+
+class YearCount(BaseModel):
+    value: int
+    count: int
+
+
+class FilterOptions(BaseModel):
+    camera_makes: list[FacetCount]
+    lenses: list[FacetCount]
+    years: list[YearCount]
+
+
+def _filter_of(body: FilterBody | SearchBody) -> AssetFilter:
+    return body.filter.to_filter() if body.filter is not None else AssetFilter()
+
+
+@route("POST", "/assets/filter", summary="The user's assets that pass a filter, newest first",
+       tag="Assets", body=FilterBody, response=FilteredPage)
+async def filter_assets(ctx: Ctx) -> web.Response:
+    body: FilterBody = ctx.body
+    limit = min(body.limit, MAX_LIMIT)
+    assets, total = await ctx.run(ctx.services.catalog.filter, ctx.user_id, _filter_of(body),
+                                  limit, body.offset)
+    return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
+
+
+@route("GET", "/assets/filter-options", summary="Camera makes, lenses and years in the user's "
+       "library, with counts", tag="Assets", response=FilterOptions)
+async def filter_options(ctx: Ctx) -> web.Response:
+    return ok(await ctx.run(Facets(ctx.services.db).options, ctx.user_id))
+
+
+@route("POST", "/assets/search", summary="Search the user's assets by filename (or, with an "
+       "embedder, by meaning)", tag="Assets", body=SearchBody, response=FilteredPage)
+async def search_assets(ctx: Ctx) -> web.Response:
+    body: SearchBody = ctx.body
+    if body.search_type == "semantic":
+        return fail(
+            503, "semantic search is unavailable: no embedder is configured",
+            "search_type 'semantic' needs an embedding model, and this server has none; "
+            "use search_type 'filename' or a filter",
+        )
+    limit = min(body.limit, MAX_LIMIT)
+    assets, total = await ctx.run(ctx.services.catalog.filter, ctx.user_id, _filter_of(body),
+                                  limit, body.offset, filename_contains=body.query)
+    return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
