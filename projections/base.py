@@ -50,6 +50,8 @@ class Projection:
 
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
+    # Bump when the tables or what the handlers write change: existing installs then replay.
+    schema_version: ClassVar[int] = 1
     _handlers: ClassVar[dict[str, str]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

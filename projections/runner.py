@@ -12,6 +12,7 @@ waiting for the next poll.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,8 @@ from infra.database import Database, Transaction
 from projections.base import Projection
 
 POSITIONS_TABLE = "projection_positions"
+SCHEMAS_TABLE = "projection_schemas"
+log = logging.getLogger("darkroom.projections")
 
 
 def ensure_positions_table(db: Database) -> None:
@@ -31,6 +34,15 @@ def ensure_positions_table(db: Database) -> None:
             tx.execute(
                 f"CREATE TABLE {POSITIONS_TABLE} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
             )
+        if not db.table_exists(tx, SCHEMAS_TABLE):
+            tx.execute(f"CREATE TABLE {SCHEMAS_TABLE} (name TEXT PRIMARY KEY, version BIGINT NOT NULL)")
+
+
+def record_schema(tx: Transaction, projection: Projection) -> None:
+    if not tx.execute(f"UPDATE {SCHEMAS_TABLE} SET version = ? WHERE name = ?",
+                      (projection.schema_version, projection.name)):
+        tx.execute(f"INSERT INTO {SCHEMAS_TABLE} (name, version) VALUES (?, ?)",
+                   (projection.name, projection.schema_version))
 
 
 class ProjectionRunner:
@@ -51,13 +63,21 @@ class ProjectionRunner:
         return self.projection.name
 
     def ensure_tables(self) -> None:
-        """Create the live tables and the position row on first use."""
+        """Create the live tables and the position row on first use. Tables of an older schema
+        version (an upgrade changed the projection) are dropped and refilled from event 1."""
         ensure_positions_table(self.db)
         with self.db.transaction() as tx:
-            if not self.db.table_exists(tx, self.projection.t(self.projection.tables[0])):
+            row = tx.fetchone(f"SELECT version FROM {SCHEMAS_TABLE} WHERE name = ?", (self.name,))
+            exists = self.db.table_exists(tx, self.projection.t(self.projection.tables[0]))
+            stale = exists and (row is None or int(row["version"]) != self.projection.schema_version)
+            if not exists or stale:
+                if stale:
+                    log.warning("projection %s: schema changed (version %s -> %s); replaying from event 1",
+                                self.name, row and row["version"], self.projection.schema_version)
                 self.projection.drop_tables(tx)
                 self.projection.create_tables(tx)
                 tx.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,))
+                record_schema(tx, self.projection)
             if tx.fetchone(f"SELECT 1 AS x FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,)) is None:
                 tx.execute(
                     f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, 0)", (self.name,)
@@ -167,6 +187,7 @@ def rebuild(
         for base in live.tables:
             tx.execute(f"DROP TABLE IF EXISTS {live.t(base)}")
             tx.execute(f"ALTER TABLE {shadow.t(base)} RENAME TO {live.t(base)}")
+        record_schema(tx, live)
         # UPDATE, not DELETE + INSERT: a live runner waiting on this row's lock must find it.
         if not tx.execute(f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (position, live.name)):
             tx.execute(f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, ?)", (live.name, position))

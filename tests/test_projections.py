@@ -103,3 +103,21 @@ def test_positions_never_go_backwards_across_runners(services):
     rows = services.db.query("SELECT asset_id FROM catalog_assets")
     assert len(rows) == 30
     assert a.position() == head_position(app)
+
+
+def test_a_projection_whose_schema_changed_is_replayed_on_start(services, monkeypatch):
+    """An upgrade that changes a projection's tables bumps its schema version; the next start
+    drops the old tables and refills them from event 1 instead of failing on missing columns."""
+    busy_library(services, users=1, assets_per_user=5)
+    catch_up_all(services)
+    before = snapshot(services)
+    with services.db.transaction() as tx:  # what an older release would have left behind
+        tx.execute("ALTER TABLE catalog_assets RENAME COLUMN hash TO old_hash")
+    monkeypatch.setattr(CatalogProjection, "schema_version", CatalogProjection.schema_version + 1)
+    runner = ProjectionRunner(services.app, services.db, CatalogProjection())
+    runner.ensure_tables()
+    assert runner.position() == 0
+    runner.catch_up()
+    assert snapshot(services) == before
+    ProjectionRunner(services.app, services.db, CatalogProjection()).ensure_tables()  # idempotent now
+    assert runner.position() == head_position(services.app)
