@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +13,10 @@ import rawpy
 
 from infra.media_types import sniff_file
 from processors.base import JobInput, UnprocessableMedia
+from tests.broken_media import BROKEN_BUDGET_S, run_on_broken
 from processors.thumbnails import make_thumbnails
 
-REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"small": 256, "medium": 1024, "large": 2048}
-BROKEN_BUDGET_S = 60  # all of broken/, in a child process: a hang fails the test instead of it
 
 PHOTOS = [
     "animated_progressbar.gif", "apple_iphone_4_gps.jpg", "apple_iphone_5_gps_orient3.jpg",
@@ -247,41 +243,11 @@ def test_pdf_with_user_password_is_unprocessable(media: Path, tmp_path: Path) ->
         make_thumbnails(job)
 
 
-_BROKEN_SCRIPT = """
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from infra.media_types import sniff_file
-from processors.base import JobInput, UnprocessableMedia
-from processors.thumbnails import make_thumbnails
-out = {}
-for p in sorted(Path(sys.argv[2]).iterdir()):
-    t = time.monotonic()
-    found = sniff_file(str(p), p.name)
-    if found is None:
-        out[p.name] = {"outcome": "unrecognised"}
-        continue
-    job = JobInput(1, p.stem, found.asset_type.value, found.mime_type, p, p.name,
-                   Path(sys.argv[3]) / p.stem, Path(sys.argv[3]))
-    try:
-        out[p.name] = {"outcome": "ok", "result": make_thumbnails(job)}
-    except UnprocessableMedia as e:
-        out[p.name] = {"outcome": "unprocessable", "message": str(e)}
-    except BaseException as e:
-        out[p.name] = {"outcome": "error", "message": f"{type(e).__name__}: {e}"}
-    out[p.name]["seconds"] = time.monotonic() - t
-print(json.dumps(out))
-"""
 
 
 def test_broken_files_are_unprocessable_or_sound(media: Path, tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", _BROKEN_SCRIPT, str(REPO), str(media / "broken"), str(tmp_path)],
-        capture_output=True, text=True, timeout=BROKEN_BUDGET_S,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
+    outcomes = run_on_broken("processors.thumbnails:make_thumbnails", media / "broken", tmp_path)
     assert set(outcomes) == {p.name for p in (media / "broken").iterdir()}
     for name, o in outcomes.items():
         assert o["outcome"] in ("ok", "unprocessable", "unrecognised"), (name, o)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,10 +11,9 @@ import pytest
 from infra.media_types import sniff_file
 from processors import transcode
 from processors.base import JobInput, UnprocessableMedia
+from tests.broken_media import BROKEN_BUDGET_S, run_on_broken
 from processors.transcode import make_web_version
 
-REPO = Path(__file__).resolve().parents[1]
-BROKEN_BUDGET_S = 60
 
 WEB_PLAYABLE_VIDEO = [
     "apple_iphone_6_gps_rot90.mov", "gps_1080p.mp4", "gps_udta_720p.mp4", "rot90_zero_gps.mp4",
@@ -215,41 +211,11 @@ def test_truncated_mkv_is_unprocessable_or_sound(media: Path, tmp_path: Path, fr
         assert sum(1 for _ in c.decode(video=0)) >= 1
 
 
-_BROKEN_SCRIPT = """
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, sys.argv[1])
-from infra.media_types import sniff_file
-from processors.base import JobInput, UnprocessableMedia
-from processors.transcode import make_web_version
-out = {}
-for p in sorted(Path(sys.argv[2]).iterdir()):
-    t = time.monotonic()
-    found = sniff_file(str(p), p.name)
-    if found is None:
-        out[p.name] = {"outcome": "unrecognised"}
-        continue
-    job = JobInput(1, p.stem, found.asset_type.value, found.mime_type, p, p.name,
-                   Path(sys.argv[3]) / p.stem, Path(sys.argv[3]))
-    try:
-        out[p.name] = {"outcome": "ok", "result": make_web_version(job)}
-    except UnprocessableMedia as e:
-        out[p.name] = {"outcome": "unprocessable", "message": str(e)}
-    except BaseException as e:
-        out[p.name] = {"outcome": "error", "message": f"{type(e).__name__}: {e}"}
-    out[p.name]["seconds"] = time.monotonic() - t
-print(json.dumps(out))
-"""
 
 
 def test_broken_files_are_unprocessable_or_skipped(media: Path, tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", _BROKEN_SCRIPT, str(REPO), str(media / "broken"), str(tmp_path)],
-        capture_output=True, text=True, timeout=BROKEN_BUDGET_S,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    outcomes = json.loads(proc.stdout.strip().splitlines()[-1])
+    outcomes = run_on_broken("processors.transcode:make_web_version", media / "broken", tmp_path)
     assert set(outcomes) == {p.name for p in (media / "broken").iterdir()}
     for name, o in outcomes.items():
         assert o["outcome"] in ("ok", "unprocessable", "unrecognised"), (name, o)
