@@ -54,3 +54,19 @@ async def register(client: Any, username: str, password: str = "correct horse ba
     body = await resp.json()
     assert resp.status == 201, body
     return User(client, body["data"])
+
+
+def jpeg(media: Path, tag: str) -> bytes:
+    """A small valid JPEG whose trailing bytes (and so its BLAKE3 hash) differ per tag."""
+    return (media / "photo" / "apple_iphone_xr_1x1px_gps.jpg").read_bytes() + tag.encode()
+
+
+async def photos(user: User, media: Path, n: int) -> list[str]:
+    """Upload n distinct photos for `user`; their asset ids in upload order."""
+    ids = []
+    for i in range(n):
+        up = await user.upload_bytes(jpeg(media, f"{user.username}-{i}"), f"p{i}.jpg")
+        assert up["data"]["status"] != "duplicate", up
+        ids.append(up["data"]["asset_id"])
+    assert len(set(ids)) == n
+    return ids

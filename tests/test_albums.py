@@ -7,12 +7,11 @@ the `position` field of GET /albums/{id}/assets, read in order: they must always
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.helpers import API, User, register
+from tests.helpers import API, User, photos, register
 
 ALBUM_FIELDS = {
     "album_id", "user_id", "album_name", "description", "cover_asset_id", "asset_count",
@@ -24,20 +23,7 @@ BAD_ALBUM_IDS = ["0", "-1", "abc", "1.5", "01x"]
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def jpeg(media: Path, tag: str) -> bytes:
-    """A small valid JPEG whose trailing bytes (and so its BLAKE3 hash) differ per tag."""
-    return (media / "photo" / "apple_iphone_xr_1x1px_gps.jpg").read_bytes() + tag.encode()
 
-
-async def photos(user: User, media: Path, n: int) -> list[str]:
-    """Upload n distinct photos for `user`; their asset ids in upload order."""
-    ids = []
-    for i in range(n):
-        up = await user.upload_bytes(jpeg(media, f"{user.username}-{i}"), f"p{i}.jpg")
-        assert up["data"]["status"] != "duplicate", up
-        ids.append(up["data"]["asset_id"])
-    assert len(set(ids)) == n
-    return ids
 
 
 async def new_album(user: User, name: str = "Holiday", **extra: Any) -> dict[str, Any]:

@@ -9,26 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from domain.ids import album_id_to_uuid
-from tests.helpers import API, User, register
+from tests.helpers import API, User, photos, register
 
 
-def jpeg(media: Path, tag: str) -> bytes:
-    """A small valid JPEG whose trailing bytes (and so its BLAKE3 hash) differ per tag."""
-    return (media / "photo" / "apple_iphone_xr_1x1px_gps.jpg").read_bytes() + tag.encode()
 
-
-async def photos(user: User, media: Path, n: int) -> list[str]:
-    ids = []
-    for i in range(n):
-        up = await user.upload_bytes(jpeg(media, f"{user.username}-{i}"), f"p{i}.jpg")
-        ids.append(up["data"]["asset_id"])
-    assert len(set(ids)) == n
-    return ids
 
 
 async def members(user: User, album_id: int) -> list[str]:

@@ -22,8 +22,8 @@ import pytest
 
 import processors.metadata as metadata
 from domain.asset import SPECIFIC_METADATA_FIELDS
-from infra.media_types import sniff_file
 from processors.base import JobInput, UnprocessableMedia
+from tests.media_jobs import job_for
 from processors.metadata import extract_metadata
 
 BUDGET_S = 60.0
@@ -55,15 +55,6 @@ FIELD_TYPES: dict[str, dict[str, type]] = {
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def job_for(path: Path, tmp_path: Path) -> JobInput:
-    media_type = sniff_file(str(path), path.name)
-    assert media_type is not None, f"{path.name} is not recognised by sniff_file"
-    return JobInput(
-        job_id=1, asset_id="0123456789abcdef", asset_type=media_type.asset_type.value,
-        mime_type=media_type.mime_type, original_path=path, original_filename=path.name,
-        derived_dir=tmp_path / "derived" / "01" / "0123456789abcdef",
-        derived_root=tmp_path / "derived",
-    )
 
 
 def within_budget(job: JobInput, budget: float = BUDGET_S) -> dict[str, Any]:

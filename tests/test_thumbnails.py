@@ -13,7 +13,7 @@ import rawpy
 
 from infra.media_types import sniff_file
 from processors.base import JobInput, UnprocessableMedia
-from tests.broken_media import BROKEN_BUDGET_S, run_on_broken
+from tests.media_jobs import BROKEN_BUDGET_S, job_for, run_on_broken
 from processors.thumbnails import make_thumbnails
 
 TARGETS = {"small": 256, "medium": 1024, "large": 2048}
@@ -53,19 +53,6 @@ RAW_WITHOUT_IMAGE = [
 ]
 
 
-def job_for(path: Path, tmp_path: Path) -> JobInput:
-    found = sniff_file(str(path), path.name)
-    assert found is not None, f"{path.name} is not recognised"
-    return JobInput(
-        job_id=1,
-        asset_id=path.stem,
-        asset_type=found.asset_type.value,
-        mime_type=found.mime_type,
-        original_path=path,
-        original_filename=path.name,
-        derived_dir=tmp_path / "d" / path.stem,
-        derived_root=tmp_path,
-    )
 
 
 def check_thumbnails(result: dict[str, Any], job: JobInput, longest: dict[str, int]) -> dict[str, pyvips.Image]:

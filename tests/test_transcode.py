@@ -8,10 +8,9 @@ from pathlib import Path
 import av
 import pytest
 
-from infra.media_types import sniff_file
 from processors import transcode
 from processors.base import JobInput, UnprocessableMedia
-from tests.broken_media import BROKEN_BUDGET_S, run_on_broken
+from tests.media_jobs import BROKEN_BUDGET_S, job_for, run_on_broken
 from processors.transcode import make_web_version
 
 
@@ -27,19 +26,6 @@ WEB_PLAYABLE_AUDIO = [
 TRANSCODED_AUDIO = ["silence_id3_chunk.wav", "silence_vorbis_comments_cover.flac"]
 
 
-def job_for(path: Path, tmp_path: Path) -> JobInput:
-    found = sniff_file(str(path), path.name)
-    assert found is not None, f"{path.name} is not recognised"
-    return JobInput(
-        job_id=1,
-        asset_id=path.stem,
-        asset_type=found.asset_type.value,
-        mime_type=found.mime_type,
-        original_path=path,
-        original_filename=path.name,
-        derived_dir=tmp_path / "d" / path.stem,
-        derived_root=tmp_path,
-    )
 
 
 def top_level_boxes(path: Path) -> list[str]:

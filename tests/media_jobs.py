@@ -1,5 +1,5 @@
-"""Run one processor over every file of media/broken/ in a child process, within a budget:
-a hang fails the test instead of hanging it, and a crash cannot take pytest down."""
+"""Processor inputs for corpus files, and a run over media/broken/ in a child process within a
+budget (a hang fails the test instead of hanging it; a crash cannot take pytest down)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+from infra.media_types import sniff_file
+from processors.base import JobInput
 
 REPO = Path(__file__).resolve().parents[1]
 BROKEN_BUDGET_S = 60
@@ -38,6 +41,22 @@ for p in sorted(Path(sys.argv[2]).iterdir()):
     out[p.name]["seconds"] = time.monotonic() - t
 print(json.dumps(out))
 """
+
+
+def job_for(path: Path, tmp_path: Path) -> JobInput:
+    """The JobInput a worker would build for this corpus file (type sniffed from its bytes)."""
+    found = sniff_file(str(path), path.name)
+    assert found is not None, f"{path.name} is not recognised"
+    return JobInput(
+        job_id=1,
+        asset_id=path.stem,
+        asset_type=found.asset_type.value,
+        mime_type=found.mime_type,
+        original_path=path,
+        original_filename=path.name,
+        derived_dir=tmp_path / "d" / path.stem,
+        derived_root=tmp_path,
+    )
 
 
 def run_on_broken(processor: str, broken_dir: Path, out_dir: Path) -> dict[str, dict[str, Any]]:
