@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-PG_URL_FILE := .services.env
+SERVICES_ENV := .services.env
 
 .PHONY: run test install system-deps services services-down bench clean
 
@@ -21,20 +21,18 @@ system-deps:
 run: install
 	$(BIN)/darkroom serve --data-dir data
 
-# Start PostgreSQL (installing Debian's package when missing) and record its URL.
+# Start PostgreSQL, Kafka and Elasticsearch (fetching what is missing) and record their addresses.
 services:
-	@url=$$(bash scripts/postgres.sh) && \
-	  printf 'DARKROOM_DATABASE_URL=%s\n' "$$url" > $(PG_URL_FILE) && \
-	  echo "services: wrote $(PG_URL_FILE):" && cat $(PG_URL_FILE)
+	@bash scripts/services.sh up
 
 services-down:
-	-pg_ctlcluster $$(ls /usr/lib/postgresql | sort -V | tail -n1) main stop
+	@bash scripts/services.sh down
 
 test: install services
-	source $(PG_URL_FILE) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
+	source $(SERVICES_ENV) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
 
 bench: install services
-	source $(PG_URL_FILE) && DARKROOM_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/python bench/event_store.py
+	source $(SERVICES_ENV) && DARKROOM_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/python bench/event_store.py
 	$(BIN)/python bench/processing.py
 
 clean:

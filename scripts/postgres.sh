@@ -35,7 +35,7 @@ if ! "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT"; then
     pg_createcluster "$VERSION" main --port "$PGPORT" >/dev/null
   fi
   say "starting cluster $VERSION/main on port $PGPORT"
-  pg_ctlcluster "$VERSION" main start || {
+  pg_ctlcluster "$VERSION" main start >&2 || {
     say "pg_ctlcluster failed; log follows"; tail -n 30 "/var/log/postgresql/postgresql-$VERSION-main.log" >&2 || true; exit 1; }
   for _ in $(seq 1 60); do
     "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$PGPORT" && break
