@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import once_or_conflict, retry_on_conflict
-from domain.asset import TASKS_BY_TYPE, Asset
+from domain.asset import TASKS_BY_TYPE, Asset, check_vector
 from domain.errors import NotFound
 from domain.indexes import ContentIndex
 
@@ -105,6 +105,20 @@ class AssetCommands:
             asset.like(liked)
 
         return self._change_asset(user_id, asset_id, change, commutative=True)
+
+    def record_embedding(self: Darkroom, asset_id: UUID, model: str, vector: list[float]) -> int:
+        """Store an image embedding for an asset (the CLIP processor's result; tests and imports
+        call it directly). Not user-scoped: only processors and operators reach it."""
+        vector = check_vector(vector)
+
+        def attempt() -> int:
+            asset: Asset = self.load(asset_id, f"asset {asset_id}")
+            if not isinstance(asset, Asset):
+                raise NotFound(f"asset {asset_id} not found")
+            asset.record_embedding(model=model, vector=vector)
+            return self.save_and_position(asset)
+
+        return retry_on_conflict(attempt)
 
     def describe(self: Darkroom, user_id: int, asset_id: UUID, description: str | None) -> int:
         return self._change_asset(

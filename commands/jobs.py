@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
-from domain.asset import OPTIONAL_TASKS, TASKS_BY_TYPE, Asset
+from domain.asset import OPTIONAL_TASKS, TASKS_BY_TYPE, Asset, check_vector
 from domain.errors import InvalidInput
 from domain.indexes import Sequence
 from domain.job import Job, job_id_to_uuid
@@ -203,6 +203,8 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         )
     elif queue == "thumbnail_asset":
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
+    elif queue == "process_clip":
+        asset.record_embedding(model=str(result["model"]), vector=check_vector(result["vector"]))
     elif queue == "transcode_asset":
         for kind in ("web_video", "web_audio"):
             if kind in result:

@@ -88,6 +88,21 @@ def check_rating(rating: Any) -> int:
     return rating
 
 
+MAX_EMBEDDING_DIMENSION = 4096
+
+
+def check_vector(vector: Any) -> list[float]:
+    """An embedding: 1..4096 finite numbers, stored as floats."""
+    if not isinstance(vector, (list, tuple)) or not 0 < len(vector) <= MAX_EMBEDDING_DIMENSION:
+        raise InvalidInput(f"an embedding is a list of 1 to {MAX_EMBEDDING_DIMENSION} numbers", "vector")
+    out = []
+    for x in vector:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or x != x or x in (float("inf"), float("-inf")):
+            raise InvalidInput(f"an embedding holds finite numbers only, got {x!r}", "vector")
+        out.append(float(x))
+    return out
+
+
 class Asset(Aggregate):
     """A file uploaded by a user: its identity, its content and what users said about it."""
 
@@ -123,6 +138,7 @@ class Asset(Aggregate):
         self.extracted: dict[str, Any] = {}
         self.thumbnails: dict[str, Any] = {}
         self.web: dict[str, Any] = {}
+        self.embedding: dict[str, Any] = {}
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -238,6 +254,12 @@ class Asset(Aggregate):
         """A browser-playable copy exists (`kind` web_video / web_audio), or none is needed
         (`kind` skipped, with the reason)."""
         self.web = {kind: info} if kind != "skipped" else {}
+
+    @event("EmbeddingRecorded")
+    def record_embedding(self, model: str, vector: list[float]) -> None:
+        """An image embedding (CLIP family) made by `model`: what semantic search compares a
+        query's text embedding with. A newer one replaces the old."""
+        self.embedding = {"model": model, "dimension": len(vector)}
 
     @property
     def status(self) -> dict[str, Any]:

@@ -43,7 +43,12 @@ class Settings:
     # runs them in their own process.
     run_projections: bool = True
     projection_batch_size: int = 500
+    # The job bus: "inprocess" (embedded) or "kafka://host:port[,host:port]" (then `darkroom serve`
+    # runs API and projections only, and `darkroom worker` processes run the jobs).
     bus: str = "inprocess"
+    # Kafka names: topics are <prefix>.jobs.<queue> and <prefix>.events, consumer groups
+    # <prefix>.workers.<queue> (a prefix per test keeps test runs apart on one broker).
+    kafka_prefix: str = "darkroom"
     # More repositories besides the default one in the data dir: a JSON object
     # {"<repository id>": "/path/to/dir", ...} (uploads pick one with `repository_id`).
     repositories: str = ""
@@ -54,6 +59,20 @@ class Settings:
     job_timeout_seconds: float = 300.0
     job_max_attempts: int = 3
     job_backoff_base_seconds: float = 2.0
+    # Search: Elasticsearch when a URL is set (index names start with the prefix, behind an
+    # alias), else the embedded index in the data dir.
+    elasticsearch_url: str = ""
+    elasticsearch_prefix: str = "darkroom"
+    # Semantic search's text embedder as "module:factory" (tests); by default the CLIP model.
+    embedder: str = ""
+    # Machine learning: a model per task, as a local directory or a hub id; empty = task off.
+    model_clip: str = ""
+    model_species: str = ""
+    model_ocr: str = ""
+    model_face: str = ""
+    model_caption: str = ""
+    ml_device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
+    ml_batch_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------
