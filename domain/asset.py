@@ -139,6 +139,7 @@ class Asset(Aggregate):
         self.thumbnails: dict[str, Any] = {}
         self.web: dict[str, Any] = {}
         self.embedding: dict[str, Any] = {}
+        self.enrichments: dict[str, Any] = {}  # species, ocr, faces, caption: the latest result of each
 
     # -- rules ---------------------------------------------------------------------------------
 
@@ -260,6 +261,26 @@ class Asset(Aggregate):
         """An image embedding (CLIP family) made by `model`: what semantic search compares a
         query's text embedding with. A newer one replaces the old."""
         self.embedding = {"model": model, "dimension": len(vector)}
+
+    @event("SpeciesRecorded")
+    def record_species(self, model: str, predictions: list[dict[str, Any]]) -> None:
+        """Zero-shot species: [{label, score, taxonomy...}] best first."""
+        self.enrichments["species"] = {"model": model, "predictions": predictions}
+
+    @event("TextRecognised")
+    def record_text(self, model: str, text: str, lines: list[dict[str, Any]]) -> None:
+        """OCR: the text found, and per line {text, box: [x, y, w, h], confidence}."""
+        self.enrichments["ocr"] = {"model": model, "text": text, "lines": lines}
+
+    @event("FacesDetected")
+    def record_faces(self, model: str, faces: list[dict[str, Any]]) -> None:
+        """Faces: [{box: [x, y, w, h], confidence, embedding}] (people come from a projection)."""
+        self.enrichments["faces"] = {"model": model, "count": len(faces)}
+
+    @event("CaptionRecorded")
+    def record_caption(self, model: str, caption: str) -> None:
+        """An AI description of the image (not the user's own `description`)."""
+        self.enrichments["caption"] = {"model": model, "caption": caption}
 
     @property
     def status(self) -> dict[str, Any]:
