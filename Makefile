@@ -13,6 +13,11 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	@touch $@
 
+# torch + transformers for the ML tests: several GB once per machine, then pip's cache serves it.
+$(BIN)/.installed-ml: $(BIN)/.installed
+	$(BIN)/pip install -q -e '.[test,ml]'
+	@touch $@
+
 install: $(BIN)/.installed system-deps
 
 system-deps:
@@ -28,7 +33,7 @@ services:
 services-down:
 	@bash scripts/services.sh down
 
-test: install services
+test: install $(BIN)/.installed-ml services
 	source $(SERVICES_ENV) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
 
 bench: install services
