@@ -39,6 +39,9 @@ class Services:
     bus: Any = None
     relay: Any = None
     worker: Any = None
+    search: Any = None  # infra.search.SearchService: filters, filename and semantic search
+    embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
+    scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -66,6 +69,34 @@ class Services:
         )
         self.worker.start()
 
+    def start_outbox(self) -> None:
+        """Kafka (`darkroom serve` with DARKROOM_BUS=kafka://...): the outbox relay and the
+        scheduler; the workers are `darkroom worker` processes."""
+        import os
+        import socket
+
+        from infra.bus import open_bus
+        from processors.relay import OutboxRelay
+        from processors.scheduler import JobScheduler
+
+        self.bus = open_bus(self.settings, client_id=f"darkroom-serve:{socket.gethostname()}:{os.getpid()}")
+        self.relay = OutboxRelay(self.app, self.db, self.bus, batch_size=self.settings.projection_batch_size)
+        self.relay.start()
+        self.scheduler = JobScheduler(self, self.bus)
+        self.scheduler.start()
+
+    def start_worker(self, queues: list[str], concurrency: int, processors: dict[str, str] | None = None) -> Any:
+        """`darkroom worker`: consume these queues from the configured bus (Kafka)."""
+        from infra.bus import open_bus
+        from processors.worker import Worker, new_worker_id
+
+        worker_id = new_worker_id()
+        self.bus = open_bus(self.settings, client_id=worker_id)
+        self.worker = Worker(self, self.bus, queues, concurrency, self.settings.job_timeout_seconds,
+                             processors, rescue=False, worker_id=worker_id)
+        self.worker.start()
+        return self.worker
+
     def wait_for(self, position: int, timeout: float | None = None) -> bool:
         """Read your writes: block until every read model has applied `position`.
 
@@ -80,6 +111,8 @@ class Services:
                     if runner.position() >= position:
                         break
                     runner.catch_up()
+            if self.search is not None:  # Elasticsearch mirrors the search tables; down = degraded
+                self.search.catch_up_quietly()
             return True
         deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
         while time.monotonic() < deadline:
@@ -89,7 +122,8 @@ class Services:
         return False
 
     def start_daemon(self) -> None:
-        self.daemon = ProjectionDaemon(self.runners.values())
+        followers = self.search.followers() if self.search is not None else []
+        self.daemon = ProjectionDaemon([*self.runners.values(), *followers])
         self.daemon.start()
 
     def close(self) -> None:
@@ -98,12 +132,16 @@ class Services:
         self.closed = True
         if self.worker is not None:
             self.worker.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.bus is not None:
             self.bus.close()
         if self.daemon is not None:
             self.daemon.stop()
+        if self.search is not None:
+            self.search.close()
         self.app.close()
         self.db.close()
 
@@ -124,6 +162,11 @@ def bootstrap(settings: Settings) -> Services:
     }
     for runner in runners.values():
         runner.ensure_tables()
+    from infra.embedding import load_embedder
+    from infra.search import SearchService
+
+    catalog = Catalog(db)
+    embedder = load_embedder(settings)
     return Services(
         settings=settings,
         app=app,
@@ -132,7 +175,9 @@ def bootstrap(settings: Settings) -> Services:
         passwords=Passwords(settings),
         tokens=AccessTokens(settings),
         runners=runners,
-        catalog=Catalog(db),
+        catalog=catalog,
         albums=Albums(db),
         jobs=Jobs(db),
+        search=SearchService(settings, db, catalog, embedder),
+        embedder=embedder,
     )

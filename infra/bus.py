@@ -1,9 +1,13 @@
 """The bus that carries "this job is due" messages from the relay to the workers.
 
 `InProcessBus` is the embedded default: per-queue priority queues in memory, with delayed
-delivery for retries. Delivery is at least once and messages are only hints: the worker claims
-the job through a command, so a duplicate or a stale message is harmless, and the relay
-republishes every waiting job from the jobs read model when it starts.
+delivery for retries. `infra.kafka_bus.KafkaBus` is the distributed one. Both deliver at least
+once, and messages are only hints: the worker claims the job through a command, so a duplicate
+or a stale message is harmless.
+
+A consumer `ack`s a message once the job's outcome is durably appended (Kafka commits the offset
+then), or `retry_later` when it could not even claim the job (the database was down): the
+message comes back after the delay.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ import heapq
 import itertools
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from infra.settings import Settings, SettingsError
 
 
 @dataclass(frozen=True, order=True)
@@ -22,12 +28,23 @@ class JobMessage:
     job_id: int
     queue: str = field(compare=False)
     key: str = field(compare=False, default="")  # the asset id: order is kept per key on Kafka
+    # Where the bus got it from (Kafka: consumer, partition, offset), for `ack`; None when sent.
+    receipt: Any = field(compare=False, default=None, repr=False)
 
 
 class Bus(Protocol):
     def publish(self, message: JobMessage) -> None: ...
 
+    def flush(self) -> None:
+        """Block until every published message is stored; raise if one could not be."""
+
     def consume(self, queues: list[str], timeout: float) -> JobMessage | None: ...
+
+    def ack(self, message: JobMessage) -> None:
+        """The message's job has its outcome recorded: never deliver it again to this group."""
+
+    def retry_later(self, message: JobMessage, delay: float) -> None:
+        """The message could not be handled now: deliver it again after `delay` seconds."""
 
     def close(self) -> None: ...
 
@@ -44,6 +61,9 @@ class InProcessBus:
             heapq.heappush(self._queues.setdefault(message.queue, []),
                            (message.not_before, next(self._seq), message))
             self._cond.notify_all()
+
+    def flush(self) -> None:
+        """Publishing to memory is already done."""
 
     def consume(self, queues: list[str], timeout: float) -> JobMessage | None:
         """The earliest due message of these queues, waiting up to `timeout` seconds."""
@@ -66,6 +86,12 @@ class InProcessBus:
                 self._cond.wait(wait)
             return None
 
+    def ack(self, message: JobMessage) -> None:
+        """A consumed message is already gone from memory."""
+
+    def retry_later(self, message: JobMessage, delay: float) -> None:
+        self.publish(replace(message, not_before=time.time() + delay))
+
     def pending(self) -> int:
         with self._cond:
             return sum(len(h) for h in self._queues.values())
@@ -74,3 +100,30 @@ class InProcessBus:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+def check_bus_url(url: str) -> None:
+    """Refuse a DARKROOM_BUS value we cannot use, naming what would work."""
+    if url == "inprocess":
+        return
+    if url.startswith("kafka://"):
+        from infra.kafka_bus import KafkaConfig
+
+        KafkaConfig.from_url(url, "darkroom")  # raises SettingsError naming the problem
+        return
+    raise SettingsError(
+        f"DARKROOM_BUS is {url!r}; use 'inprocess' (embedded) or "
+        "'kafka://host:port[,host:port][?session_timeout_ms=N&partitions=N]'"
+    )
+
+
+def open_bus(settings: Settings, client_id: str = "darkroom") -> Bus:
+    """The bus the settings name: in-process, or Kafka (`kafka://host:port`)."""
+    check_bus_url(settings.bus)
+    if settings.bus == "inprocess":
+        return InProcessBus()
+    from infra.kafka_bus import KafkaBus, KafkaConfig
+
+    config = KafkaConfig.from_url(settings.bus, settings.kafka_prefix)
+    return KafkaBus(config, client_id=client_id,
+                    max_poll_interval_ms=int((settings.job_timeout_seconds + 60) * 1000))

@@ -1,4 +1,4 @@
-"""The `darkroom` command: serve, projections, events export, config."""
+"""The `darkroom` command: serve, worker, projections, events export, config."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import threading
 from typing import Any
 
+from infra.bus import check_bus_url
 from infra.eventstore import DatabaseUnavailable
 from infra.settings import SettingsError, load_settings
 
@@ -31,7 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.no_projections:
         settings.run_projections = False
+    check_bus_url(settings.bus)
     services = bootstrap(settings)
+    if settings.bus != "inprocess":  # Kafka: API, projections, relay and scheduler; no workers
+        services.start_outbox()
     backend = "PostgreSQL" if settings.is_postgres else f"SQLite at {settings.sqlite_path}"
     print(f"darkroom: serving on http://{settings.host}:{settings.port} (event store: {backend})", flush=True)
     web.run_app(create_app(services), host=settings.host, port=settings.port, print=None,
@@ -129,6 +133,51 @@ def cmd_events_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+    from processors.registry import PROCESSORS
+
+    settings = _settings(args)
+    check_bus_url(settings.bus)
+    if settings.bus == "inprocess":
+        print("darkroom: `darkroom worker` consumes from Kafka: set DARKROOM_BUS=kafka://host:port "
+              "(with the in-process bus, `darkroom serve` runs the workers itself)", file=sys.stderr)
+        return 2
+    processors = dict(PROCESSORS)
+    for spec in args.processor or []:
+        queue, _, target = spec.partition("=")
+        if not queue or target.count(":") != 1 or not all(target.split(":")):
+            print(f"darkroom: --processor {spec!r} must be QUEUE=MODULE:FUNCTION", file=sys.stderr)
+            return 2
+        processors[queue] = target
+    queues = list(dict.fromkeys(args.queue or PROCESSORS))
+    unknown = [q for q in queues if q not in processors]
+    if unknown:
+        print(f"darkroom: no processor for queue(s) {', '.join(unknown)}; "
+              f"known queues: {', '.join(processors)}", file=sys.stderr)
+        return 2
+    concurrency = args.concurrency if args.concurrency is not None else settings.worker_concurrency
+    if concurrency < 1:
+        print(f"darkroom: --concurrency must be at least 1, got {concurrency}", file=sys.stderr)
+        return 2
+    grace = args.grace if args.grace is not None else settings.job_timeout_seconds
+
+    services = bootstrap(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = services.start_worker(queues, concurrency, processors)
+    print(f"darkroom: worker {worker.worker_id} consuming {', '.join(queues)} from {settings.bus} "
+          f"(prefix {settings.kafka_prefix}, concurrency {concurrency})", flush=True)
+    stop.wait()
+    print("darkroom: stopping: no new work; finishing jobs in flight", flush=True)
+    released = worker.drain(grace)
+    services.close()  # leaves the consumer groups: their partitions move on at once
+    print(f"darkroom: worker {worker.worker_id} stopped ({worker.taken} jobs taken, "
+          f"{released} released)", flush=True)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.public_dict(), indent=2, default=str))
@@ -169,6 +218,17 @@ def parser() -> argparse.ArgumentParser:
     export.add_argument("--output", "-o", help="file to write (default stdout)")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=cmd_events_export)
+
+    worker = sub.add_parser("worker", help="run jobs from Kafka (DARKROOM_BUS=kafka://...)")
+    worker.add_argument("--queue", action="append", help="a queue to consume (repeatable; default all)")
+    worker.add_argument("--concurrency", type=int, help="jobs at once (default DARKROOM_WORKER_CONCURRENCY)")
+    worker.add_argument("--processor", action="append", metavar="QUEUE=MODULE:FUNCTION",
+                        help="run this function for a queue instead of the built-in processor")
+    worker.add_argument("--grace", type=float,
+                        help="seconds a stopping worker lets jobs finish before releasing them "
+                             "(default DARKROOM_JOB_TIMEOUT_SECONDS)")
+    worker.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
+    worker.set_defaults(func=cmd_worker)
 
     config = sub.add_parser("config", help="print the effective settings")
     config.set_defaults(func=cmd_config)

@@ -1,18 +1,29 @@
-"""The relay (outbox): follows the notification log and publishes due-job messages to the bus.
+"""The relays (outbox): follow the notification log and publish what it says to the bus.
 
-A `Job.Enqueued` becomes a message due at its `scheduled_at`; a `Job.Failed` (retryable) one due
-at its `retry_at`. On start it republishes every job still waiting according to the jobs read
-model, so messages lost with a process (the in-process bus lives in memory) come back.
+`JobRelay` feeds the in-process bus: a `Job.Enqueued` becomes a message due at its
+`scheduled_at`; a `Job.Failed` (retryable) one due at its `retry_at`. On start it republishes
+every job still waiting according to the jobs read model, so messages lost with the process (the
+in-process bus lives in memory) come back.
+
+`OutboxRelay` feeds Kafka: every event to `<prefix>.events` (keyed by aggregate id) and every
+`Job.Enqueued` to its queue's topic (keyed by asset id), in log order, so order per key holds.
+Its position is a row in the read-model database, written only after Kafka acknowledged the
+whole batch: a crash or restart publishes the unacknowledged tail again (at least once; readers
+deduplicate by `position`). Kafka being down stalls only this loop, which retries with backoff;
+commands never wait for it. Retries of failed jobs go out through the scheduler when due.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from datetime import datetime
 from typing import Any
 
 from infra.bus import Bus, JobMessage
+from infra.database import Database
+from infra.event_stream import event_record
 from projections.jobs import Jobs
 from projections.runner import head_position
 
@@ -86,3 +97,109 @@ class JobRelay:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+RELAY_POSITIONS = "relay_positions"
+BACKOFF_FIRST_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 10.0
+
+
+def event_value(position: int, topic: str, event: Any) -> bytes:
+    """The `<prefix>.events` record: the export's shape plus the stored topic."""
+    record = event_record(position, event)
+    record["topic"] = topic
+    return json.dumps(record, separators=(",", ":"), default=str).encode()
+
+
+class OutboxRelay:
+    """Publishes the log to Kafka from a tracked position (see the module docstring)."""
+
+    def __init__(self, app: Any, db: Database, bus: Any, batch_size: int = 500) -> None:
+        self.app = app
+        self.db = db
+        self.bus = bus  # a KafkaBus
+        self.batch_size = batch_size
+        self.name = f"kafka:{bus.config.prefix}"
+        self.published = 0  # records acknowledged by Kafka since start (events and jobs)
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.ensure_table()
+        self.position = self.stored_position()
+
+    def ensure_table(self) -> None:
+        with self.db.transaction() as tx:
+            if not self.db.table_exists(tx, RELAY_POSITIONS):
+                tx.execute(f"CREATE TABLE {RELAY_POSITIONS} (name TEXT PRIMARY KEY, position BIGINT NOT NULL)")
+            if tx.fetchone(f"SELECT 1 AS x FROM {RELAY_POSITIONS} WHERE name = ?", (self.name,)) is None:
+                tx.execute(f"INSERT INTO {RELAY_POSITIONS} (name, position) VALUES (?, 0)", (self.name,))
+
+    def stored_position(self) -> int:
+        row = self.db.query_one(f"SELECT position FROM {RELAY_POSITIONS} WHERE name = ?", (self.name,))
+        return int(row["position"]) if row else 0
+
+    def relay_batch(self) -> int:
+        """Publish the next batch and advance the stored position; raises while Kafka is down."""
+        notifications = self.app.recorder.select_notifications(
+            self.position, self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        bus, config = self.bus, self.bus.config
+        futures = []
+        for n in notifications:
+            event = self.app.mapper.to_domain_event(n)
+            futures.append(bus.send(config.events_topic, str(n.originator_id), event_value(n.id, n.topic, event)))
+            if n.topic.endswith(":Job.Enqueued"):
+                futures.append(bus.send_job(
+                    JobMessage(_epoch(event.scheduled_at), event.job_id, event.queue, event.asset_id)))
+        bus.wait(futures)
+        last = notifications[-1].id
+        with self.db.transaction() as tx:  # never backwards: another relay may have gone further
+            tx.execute(f"UPDATE {RELAY_POSITIONS} SET position = ? WHERE name = ? AND position < ?",
+                       (last, self.name, last))
+        self.position = last
+        self.published += len(futures)
+        return len(notifications)
+
+    def catch_up(self) -> int:
+        total = 0
+        while (count := self.relay_batch()) > 0:
+            total += count
+            if count < self.batch_size:
+                break
+        return total
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        backoff = 0.0
+        while not self._stop.is_set():
+            try:
+                self.bus.ensure_topics([], events=True)
+                self.catch_up()
+                if self.last_error is not None:
+                    log.info("relay: Kafka is back; published up to position %s", self.position)
+                self.last_error, backoff = None, 0.0
+            except Exception as exc:
+                backoff = min(BACKOFF_MAX_SECONDS, max(BACKOFF_FIRST_SECONDS, backoff * 2))
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("relay: stalled after position %s publishing to Kafka at %s (%s); retrying in %.1f s",
+                            self.position, ",".join(self.bus.bootstrap), self.last_error, backoff)
+                self.bus.reset_producer()
+                self._stop.wait(backoff)
+                continue
+            self._wake.wait(0.2)
+            self._wake.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)

@@ -4,7 +4,13 @@ The same loop serves every bus. Processors run in a pool of child processes (peb
 per-job timeout: a processor that raises fails its attempt; one that hangs past the timeout is
 killed and fails its attempt; one whose process dies (a segfault in a decoder) fails its attempt.
 The worker itself keeps going. A worker that is itself killed leaves jobs `running`; the rescuer
-fails those attempts once they are older than the timeout plus a grace period.
+fails those attempts once they are older than the timeout plus a grace period (on Kafka the
+scheduler also rescues, sooner, the jobs of a worker that left its consumer group).
+
+A message is acknowledged once its job's outcome is appended (or the claim said the job is not
+ours to run); if even the claim failed (the database was away) the bus delivers it again later.
+`drain` is the graceful stop (SIGTERM): take no more work, let jobs in flight finish within a
+grace period, release (fail the attempt of) any that do not, then the caller closes the bus.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +39,11 @@ RESCUE_GRACE_SECONDS = 30.0
 REPUBLISH_DELAY_SECONDS = 5.0
 
 
+def new_worker_id() -> str:
+    """host:pid:random — also the prefix of this worker's Kafka client ids."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
 def derived_dir_for(derived_root: Path, asset_id: str) -> Path:
     return derived_root / asset_id[:2] / asset_id
 
@@ -42,6 +52,7 @@ class Worker:
     def __init__(
         self, services: Any, bus: Bus, queues: list[str], concurrency: int = 2,
         timeout_seconds: float = 300.0, processors: dict[str, str] | None = None,
+        rescue: bool = True, worker_id: str | None = None,
     ) -> None:
         self.processors = dict(processors or registry.PROCESSORS)
         self.services = services
@@ -49,13 +60,16 @@ class Worker:
         self.queues = queues
         self.concurrency = max(1, concurrency)
         self.timeout = timeout_seconds
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or new_worker_id()
         self.derived_root = services.settings.data_dir / "derived"
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pool: ProcessPool | None = None
+        self.rescue_enabled = rescue
         self.busy = 0
+        self.taken = 0  # jobs this worker claimed since it started
         self._busy_lock = threading.Lock()
+        self._releasing = False
 
     def start(self) -> None:
         # forkserver: children do not inherit this process's threads and locks.
@@ -67,9 +81,10 @@ class Worker:
             t = threading.Thread(target=self._consume, name=f"worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        t = threading.Thread(target=self._rescue_loop, name="rescuer", daemon=True)
-        t.start()
-        self._threads.append(t)
+        if self.rescue_enabled:
+            t = threading.Thread(target=self._rescue_loop, name="rescuer", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self) -> None:
         """Take no more work; jobs in flight are abandoned (the pool is stopped at once, not
@@ -81,6 +96,22 @@ class Worker:
         for t in self._threads:
             t.join(timeout=10)
 
+    def drain(self, grace_seconds: float) -> int:
+        """Graceful stop: no new work; jobs in flight get `grace_seconds` to finish, then their
+        attempts are released (failed as retryable, so another worker runs them). Returns how
+        many were released."""
+        self._stop.set()
+        deadline = time.monotonic() + grace_seconds
+        consumers = [t for t in self._threads if t.name.startswith("worker-")]
+        for t in consumers:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        released = self.busy
+        if released:
+            log.warning("releasing %s job(s) still running after %g s", released, grace_seconds)
+            self._releasing = True
+        self.stop()  # stops the pool: what still runs fails its attempt, then is acknowledged
+        return released
+
     # -- the loop ------------------------------------------------------------------------------
 
     def _consume(self) -> None:
@@ -91,10 +122,19 @@ class Worker:
                 if message is None:
                     continue
                 self.handle(message.job_id)
+                self.bus.ack(message)
             except Exception:
-                log.exception("worker loop error; the message comes back in %s s", REPUBLISH_DELAY_SECONDS)
-                if message is not None:  # e.g. the database was down while claiming: try later
-                    self.bus.publish(replace(message, not_before=time.time() + REPUBLISH_DELAY_SECONDS))
+                if message is None:  # the bus itself failed (Kafka away): do not spin
+                    log.exception("worker %s cannot consume; trying again in 1 s", self.worker_id)
+                    self._stop.wait(1.0)
+                    continue
+                # e.g. the database was down while claiming: the message comes back later
+                log.exception("worker loop error; job %s comes back in %s s", message.job_id,
+                              REPUBLISH_DELAY_SECONDS)
+                try:
+                    self.bus.retry_later(message, REPUBLISH_DELAY_SECONDS)
+                except Exception:
+                    log.exception("could not put job %s back; the relay or scheduler will", message.job_id)
 
     def handle(self, job_id: int) -> str | None:
         """Claim and run one job; returns its final state for this attempt, or None if the job
@@ -105,6 +145,7 @@ class Worker:
             return None
         with self._busy_lock:
             self.busy += 1
+            self.taken += 1
         try:
             return self._run(ticket)
         finally:
@@ -137,6 +178,8 @@ class Worker:
             if app.complete_job(ticket.job_id, ticket.attempt, result):
                 return "completed"
             return "stale"
+        if self._releasing:  # the pool was stopped under it by `drain`: not the file's fault
+            error = f"released: worker {self.worker_id} shut down before {ticket.queue} finished"
         log.info("job %s (%s) attempt %s failed: %s", ticket.job_id, ticket.queue, ticket.attempt, error)
         return app.fail_job(ticket.job_id, ticket.attempt, error) or "stale"
 
@@ -144,14 +187,7 @@ class Worker:
 
     def rescue(self) -> int:
         """Fail the attempts of jobs left `running` past the timeout plus grace (lost workers)."""
-        cutoff = datetime.now(timezone.utc) - timedelta(seconds=self.timeout + RESCUE_GRACE_SECONDS)
-        rescued = 0
-        for job_id in self.services.jobs.running_since_before(cutoff):
-            if self.services.app.rescue_job(
-                job_id, cutoff, f"no result within {self.timeout + RESCUE_GRACE_SECONDS:g} s: worker lost"
-            ):
-                rescued += 1
-        return rescued
+        return rescue_lost_jobs(self.services, self.timeout)
 
     def _rescue_loop(self) -> None:
         while not self._stop.wait(min(30.0, max(1.0, self.timeout / 4))):
@@ -160,3 +196,16 @@ class Worker:
                     self.services.wake()
             except Exception:
                 log.exception("rescue failed; will try again")
+
+
+def rescue_lost_jobs(services: Any, timeout_seconds: float) -> int:
+    """Fail the attempts of jobs left `running` past the timeout plus grace: their worker is lost
+    (a live one kills its processor at the timeout). They are retried, or discarded when spent."""
+    cutoff = datetime.now(timezone.utc) - timedelta(seconds=timeout_seconds + RESCUE_GRACE_SECONDS)
+    rescued = 0
+    for job_id in services.jobs.running_since_before(cutoff):
+        if services.app.rescue_job(
+            job_id, cutoff, f"no result within {timeout_seconds + RESCUE_GRACE_SECONDS:g} s: worker lost"
+        ):
+            rescued += 1
+    return rescued

@@ -218,6 +218,21 @@ class Jobs:
             (after_job_id, limit),
         )
 
+    def due_retries(self, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+        """Jobs waiting for a later time (retries after backoff, scheduled ones) that are due now:
+        the Kafka scheduler publishes them."""
+        return self.db.query(
+            "SELECT job_id, queue, scheduled_at, asset_id FROM jobs "
+            "WHERE state IN ('retryable', 'scheduled') AND scheduled_at <= ? ORDER BY scheduled_at LIMIT ?",
+            (ts(now), limit),
+        )
+
+    def running(self) -> list[dict[str, Any]]:
+        """Running jobs with their queue, worker (from `metadata`) and start time."""
+        rows = self.db.query("SELECT job_id, queue, metadata, attempted_at FROM jobs WHERE state = 'running'")
+        return [{"job_id": int(r["job_id"]), "queue": r["queue"], "attempted_at": r["attempted_at"],
+                 "worker": json.loads(r["metadata"]).get("worker")} for r in rows]
+
     def running_since_before(self, cutoff: datetime) -> list[int]:
         rows = self.db.query(
             "SELECT job_id FROM jobs WHERE state = 'running' AND attempted_at < ?", (ts(cutoff),)
