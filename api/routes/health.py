@@ -9,6 +9,7 @@ from aiohttp import web
 from api.envelope import ok
 from api.models import Health
 from api.registry import Ctx, route
+from processors.ml import ml_status
 
 
 def health_report(ctx: Ctx) -> dict[str, Any]:
@@ -45,7 +46,13 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
         bus["worker"] = {"id": services.worker.worker_id, "queues": services.worker.queues,
                          "concurrency": services.worker.concurrency, "busy": services.worker.busy}
     report["bus"] = bus
-    report["search_index"] = {"status": "not configured"}
+    report["ml"] = ml_status(services.settings)  # each ML task on (its model) or off (why)
+    if services.search is not None:
+        report["search_index"] = services.search.health()
+        if report["search_index"]["status"] == "degraded":
+            report["status"] = "degraded"
+    else:
+        report["search_index"] = {"status": "not configured"}
     return report
 
 

@@ -1,7 +1,9 @@
 """Finding assets: structured filters, their facets, and filename search.
 
-Semantic search needs an embedder (the ML processing brings one); until one is configured it
-answers 503. The filter semantics (glob, dates, lens, camera make) are in `projections.queries`.
+Answers come from the search index (`infra.search`: Elasticsearch when configured, the embedded
+index otherwise, the catalog's SQL while Elasticsearch is down). Semantic search embeds the query
+with the configured embedder and ranks the filtered assets by cosine similarity; with no embedder
+it answers 503. The filter semantics (glob, dates, lens, camera make) are in `projections.queries`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic import (
 from api.envelope import fail, ok
 from api.models import AssetDTO, Body
 from api.registry import Ctx, route
+from infra.search import SearchUnavailable
 from projections.facets import Facets
 from projections.queries import AssetFilter, date_bound
 
@@ -139,8 +142,13 @@ class SearchBody(Body):
     offset: StrictInt = Field(default=0, ge=0, le=2**62)
 
 
+class ScoredAsset(AssetDTO):
+    score: float | None = Field(default=None, description="semantic search: cosine similarity "
+                                "of the asset's image embedding with the query's, best first")
+
+
 class FilteredPage(BaseModel):
-    assets: list[AssetDTO]
+    assets: list[ScoredAsset]
     limit: int
     offset: int
     total: int
@@ -171,7 +179,7 @@ def _filter_of(body: FilterBody | SearchBody) -> AssetFilter:
 async def filter_assets(ctx: Ctx) -> web.Response:
     body: FilterBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
-    assets, total = await ctx.run(ctx.services.catalog.filter, ctx.user_id, _filter_of(body),
+    assets, total = await ctx.run(ctx.services.search.filter, ctx.user_id, _filter_of(body),
                                   limit, body.offset)
     return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
 
@@ -186,13 +194,19 @@ async def filter_options(ctx: Ctx) -> web.Response:
        "embedder, by meaning)", tag="Assets", body=SearchBody, response=FilteredPage)
 async def search_assets(ctx: Ctx) -> web.Response:
     body: SearchBody = ctx.body
-    if body.search_type == "semantic":
-        return fail(
-            503, "semantic search is unavailable: no embedder is configured",
-            "search_type 'semantic' needs an embedding model, and this server has none; "
-            "use search_type 'filename' or a filter",
-        )
     limit = min(body.limit, MAX_LIMIT)
-    assets, total = await ctx.run(ctx.services.catalog.filter, ctx.user_id, _filter_of(body),
+    if body.search_type == "semantic":
+        try:
+            assets, total = await ctx.run(ctx.services.search.semantic, ctx.user_id, _filter_of(body),
+                                          body.query, limit, body.offset)
+        except SearchUnavailable:
+            return fail(
+                503, "semantic search is unavailable: no embedder is configured",
+                "search_type 'semantic' needs an embedding model, and this server has none "
+                "(set DARKROOM_EMBEDDER or configure the CLIP model); use search_type 'filename' "
+                "or a filter",
+            )
+        return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
+    assets, total = await ctx.run(ctx.services.search.filter, ctx.user_id, _filter_of(body),
                                   limit, body.offset, filename_contains=body.query)
     return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})

@@ -1,0 +1,176 @@
+"""Search: filters, filename search and semantic search over the search index projection.
+
+`SearchService` answers from Elasticsearch when `settings.elasticsearch_url` is set, and from the
+embedded index (`search_documents` in the read-model database, FTS5 + faiss) otherwise. When
+Elasticsearch fails, filters and filename search answer from the catalog's plain SQL and
+semantic search from the embedded index: degraded (logged, and shown by `/health`), never down.
+The mirror catches up when Elasticsearch is back (the projection daemon keeps calling it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from infra.database import Database
+from infra.embedding import Embedder, normalise
+from infra.search.embedded import EmbeddedIndex
+from infra.settings import Settings
+from projections.base import chunks
+from projections.catalog import CATALOG_COLUMNS, Catalog, asset_from_row
+from projections.queries import AssetFilter
+
+log = logging.getLogger("darkroom.search")
+
+Hits = list[tuple[str, float | None]]
+
+
+def assets_by_id(db: Database, owner_id: int, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The owner's catalog assets among these ids (an index answers ids; the catalog the rest)."""
+    found: dict[str, dict[str, Any]] = {}
+    for part in chunks(list(asset_ids)):
+        rows = db.query(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? "
+                        f"AND asset_id IN ({', '.join('?' * len(part))})", (owner_id, *part))
+        found.update((r["asset_id"], asset_from_row(r)) for r in rows)
+    return found
+
+
+class SearchUnavailable(Exception):
+    """Semantic search was asked for and no embedder is configured."""
+
+
+class ElasticFollower:
+    """Duck-types a projection runner for the daemon: follows search_documents into Elasticsearch."""
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+        self.name = "search_index.elasticsearch"
+
+    def catch_up(self) -> int:
+        return int(self.index.catch_up())
+
+
+class SearchService:
+    def __init__(self, settings: Settings, db: Database, catalog: Catalog, embedder: Embedder | None) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.embedder = embedder
+        self.embedded = EmbeddedIndex(db)
+        self.elastic: Any = None
+        if settings.elasticsearch_url:
+            from infra.search.elastic import ElasticIndex
+
+            self.elastic = ElasticIndex(settings, db)
+        self._retry_at = 0.0
+
+    @property
+    def backend(self) -> str:
+        return "elasticsearch" if self.elastic is not None else "embedded"
+
+    def followers(self) -> list[ElasticFollower]:
+        return [ElasticFollower(self.elastic)] if self.elastic is not None else []
+
+    def catch_up_quietly(self) -> None:
+        """Bring Elasticsearch up to the search tables (read your writes); a failure only marks
+        it down (searches then answer from SQL) and is retried at most every few seconds."""
+        if self.elastic is None or time.monotonic() < self._retry_at:
+            return
+        try:
+            self.elastic.catch_up()
+        except Exception:
+            self._retry_at = time.monotonic() + 2.0
+
+    def _use_elastic(self) -> bool:
+        if self.elastic is None:
+            return False
+        if not (self.elastic.ready and self.elastic.healthy):
+            self.catch_up_quietly()  # back (or first built) since the last look?
+        return bool(self.elastic.ready and self.elastic.healthy)
+
+    def _fail(self, exc: Exception) -> None:
+        from infra.search.elastic import describe
+
+        log.warning("search: Elasticsearch query failed (%s); answering from SQL", describe(exc))
+        self.elastic.error = describe(exc)
+        self._retry_at = time.monotonic() + 2.0
+
+    def _assets(self, owner_id: int, hits: Hits) -> list[dict[str, Any]]:
+        found = assets_by_id(self.db, owner_id, [asset_id for asset_id, _ in hits])
+        out = []
+        for asset_id, score in hits:
+            asset = found.get(asset_id)
+            if asset is None:
+                continue
+            if score is not None:
+                asset = {**asset, "score": score}
+            out.append(asset)
+        return out
+
+    def filter(self, owner_id: int, f: AssetFilter, limit: int, offset: int,
+               filename_contains: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """A page of the owner's assets that pass the filter (and contain `filename_contains` in
+        their filename), newest first, and how many pass."""
+        if self._use_elastic():
+            try:
+                answer = self.elastic.filter(owner_id, f, limit, offset, filename_contains)
+            except Exception as exc:
+                self._fail(exc)
+                answer = None
+            if answer is not None:
+                return self._assets(owner_id, answer[0]), answer[1]
+            if self.elastic.healthy:  # deeper than Elasticsearch pages: the same answer from SQL
+                hits, total = self.embedded.filter(owner_id, f, limit, offset, filename_contains)
+                return self._assets(owner_id, hits), total
+        if self.elastic is not None:  # down: the plain SQL of the catalog, which is always current
+            return self.catalog.filter(owner_id, f, limit, offset, filename_contains=filename_contains)
+        hits, total = self.embedded.filter(owner_id, f, limit, offset, filename_contains)
+        return self._assets(owner_id, hits), total
+
+    def semantic(self, owner_id: int, f: AssetFilter, query: str, limit: int,
+                 offset: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the owner's assets that pass the filter, nearest in meaning to `query`
+        first, each with its `score` (cosine similarity), and how many were ranked."""
+        if self.embedder is None:
+            raise SearchUnavailable("no embedder is configured")
+        vector = normalise(self.embedder.embed_texts([query])[0])
+        model = self.embedder.model_id
+        answer = None
+        if self._use_elastic():
+            try:
+                answer = self.elastic.semantic(owner_id, f, vector, model, limit, offset)
+            except Exception as exc:
+                self._fail(exc)
+        if answer is None:
+            answer = self.embedded.semantic(owner_id, f, vector, model, limit, offset)
+        return self._assets(owner_id, answer[0]), answer[1]
+
+    def health(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "backend": self.backend,
+            "semantic": {"status": "ok", "model": self.embedder.model_id} if self.embedder is not None
+            else {"status": "off", "note": "no embedder configured: semantic search answers 503"},
+        }
+        if self.elastic is None:
+            report["status"] = "ok"
+            return report
+        report["url"] = self.elastic.url
+        report["alias"] = self.elastic.alias
+        try:
+            report["lag"] = self.elastic.lag()
+        except Exception:
+            pass
+        if self.elastic.healthy and self.elastic.ready:
+            report["status"] = "ok"
+        elif self.elastic.healthy:
+            report["status"] = "starting"
+            report["note"] = "the index is being built: filters and filename search answer from SQL"
+        else:
+            report["status"] = "degraded"
+            report["error"] = self.elastic.error
+            report["note"] = "Elasticsearch is unreachable: filters and filename search answer from SQL"
+        return report
+
+    def close(self) -> None:
+        if self.elastic is not None:
+            self.elastic.close()

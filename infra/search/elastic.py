@@ -1,0 +1,378 @@
+"""The Elasticsearch search index: a mirror of `search_documents` behind an alias.
+
+- One index per generation of the search tables, named `<prefix>-assets-<generation>-<n>`,
+  reached through the alias `<prefix>-assets`. Searches go to the alias only.
+- `catch_up` indexes the rows changed since the last `seq` it indexed, in bulk, with the
+  aggregate version as an external version (`external_gte`): a late write of an older state is
+  refused by Elasticsearch itself, so an older update never overwrites a newer one.
+- When the tables are rebuilt (a new generation), or the alias is missing (a wiped node), it
+  builds a new index aside from every row, then swaps the alias in one `_aliases` call and drops
+  the old index: a search sees the old complete index or the new complete one, never a half one.
+- Its position (`generation`, `seq`, index) lives in the read-model table `search_mirrors`.
+
+Mapping: keywords for filters (owner, type, repository, make, lens key, taken instant as the same
+fixed-width UTC text SQL compares), the lower-cased filename as a keyword (prefix, and globs as
+anchored regexps), its reversal (suffixes as prefixes), a trigram subfield (substrings as phrase
+queries over trigrams), text fields for description, OCR text and caption, and a `dense_vector`
+(HNSW, dot product over unit vectors, not quantised so scores equal the exact ones).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError, helpers
+
+from domain.camera import lens_key, normalise_make
+from infra.database import Database
+from infra.settings import Settings
+from projections.queries import _ANY, _NEVER, _STAR, AssetFilter, parse_glob
+from projections.search_index import generation_of
+
+log = logging.getLogger("darkroom.search")
+
+MIRRORS_TABLE = "search_mirrors"
+MAX_WINDOW = 100_000  # deepest page (offset + limit) served from Elasticsearch
+MAX_KNN = 10_000  # Elasticsearch's own limit on k and num_candidates
+WINDOW_ROWS = 5_000
+
+INDEX_SETTINGS: dict[str, Any] = {
+    "number_of_shards": 1,
+    "number_of_replicas": 0,
+    "max_result_window": MAX_WINDOW,
+    "analysis": {
+        "tokenizer": {"trigram": {"type": "ngram", "min_gram": 3, "max_gram": 3, "token_chars": []}},
+        "analyzer": {"trigram": {"type": "custom", "tokenizer": "trigram"}},
+    },
+}
+MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "asset_id": {"type": "keyword"},
+        "owner_id": {"type": "long"},
+        "type": {"type": "keyword"},
+        "repository_id": {"type": "keyword"},
+        "is_raw": {"type": "boolean"},
+        "rating": {"type": "integer"},
+        "liked": {"type": "boolean"},
+        "is_deleted": {"type": "boolean"},
+        "filename_lower": {
+            "type": "keyword",
+            "fields": {"trigram": {"type": "text", "analyzer": "trigram"}},
+        },
+        "filename_reversed": {"type": "keyword"},
+        "sort_time": {"type": "keyword"},
+        "taken_utc": {"type": "keyword"},
+        "camera_make": {"type": "keyword"},
+        "lens_model": {"type": "keyword"},
+        "lens_key": {"type": "keyword"},
+        "description": {"type": "text"},
+        "ocr_text": {"type": "text"},
+        "caption": {"type": "text"},
+        "embedding_model": {"type": "keyword"},
+        # dims come from the first vector indexed: the embedder decides them.
+        "embedding": {"type": "dense_vector", "index": True, "similarity": "dot_product",
+                      "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}},
+    },
+}
+
+
+def _regexp(tokens: list[tuple[Any, ...]]) -> str:
+    """A glob's tokens as a Lucene regular expression (anchored by Lucene); every literal is
+    escaped with a backslash, which Lucene accepts before any character, in classes too."""
+
+    def lit(c: str) -> str:
+        return c if c.isalnum() and c.isascii() else "\\" + c
+
+    parts = []
+    for token in tokens:
+        kind = token[0]
+        if kind == _STAR:
+            parts.append(".*")
+        elif kind == _ANY:
+            parts.append(".")
+        elif kind == "lit":
+            parts.append(lit(token[1]))
+        else:
+            _, negated, singles, ranges = token
+            body = "".join(f"{lit(lo)}-{lit(hi)}" for lo, hi in ranges) + "".join(lit(c) for c in sorted(singles))
+            parts.append("[" + ("^" if negated else "") + body + "]")
+    return "".join(parts)
+
+
+def _wildcard_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+def filename_clause(mode: str, value: str) -> dict[str, Any]:
+    """The Elasticsearch clause for a filename condition, with `projections.queries` semantics."""
+    needle = value.lower()
+    if mode == "contains":
+        if len(needle) >= 3:
+            return {"match_phrase": {"filename_lower.trigram": needle}}
+        if not needle:
+            return {"match_all": {}}
+        return {"wildcard": {"filename_lower": {"value": f"*{_wildcard_escape(needle)}*"}}}
+    if mode == "startswith":
+        return {"prefix": {"filename_lower": needle}} if needle else {"match_all": {}}
+    if mode == "endswith":
+        return {"prefix": {"filename_reversed": needle[::-1]}} if needle else {"match_all": {}}
+    if mode != "matches":
+        raise ValueError(f"unknown filename mode {mode!r}")
+    tokens = parse_glob(needle)
+    if any(t[0] == _NEVER for t in tokens):
+        return {"match_none": {}}
+    return {"regexp": {"filename_lower": {"value": _regexp(tokens), "flags": "NONE",
+                                          "max_determinized_states": 100_000}}}
+
+
+def filter_clauses(owner_id: int, f: AssetFilter, filename_contains: str | None = None) -> list[dict[str, Any]]:
+    """The bool `filter` clauses of a filter, scoped to one owner's live assets."""
+    out: list[dict[str, Any]] = [{"term": {"owner_id": owner_id}}, {"term": {"is_deleted": False}}]
+    if f.owner_id is not None and f.owner_id != owner_id:
+        out.append({"match_none": {}})
+    if f.repository_id is not None:
+        out.append({"term": {"repository_id": f.repository_id}})
+    if f.type is not None:
+        out.append({"term": {"type": f.type}})
+    if f.raw is not None:
+        out.append({"term": {"is_raw": f.raw}})
+    if f.rating is not None:
+        out.append({"term": {"rating": f.rating}})
+    if f.liked is not None:
+        out.append({"term": {"liked": f.liked}})
+    if f.filename_mode is not None and f.filename_value is not None:
+        out.append(filename_clause(f.filename_mode, f.filename_value))
+    if filename_contains is not None:
+        out.append(filename_clause("contains", filename_contains))
+    if f.taken_from is not None or f.taken_to is not None:
+        bounds = {}
+        if f.taken_from is not None:
+            bounds["gte"] = f.taken_from
+        if f.taken_to is not None:
+            bounds["lte"] = f.taken_to
+        out.append({"range": {"taken_utc": bounds}})
+    if f.camera_make is not None:
+        make = normalise_make(f.camera_make)
+        out.append({"term": {"camera_make": make}} if make is not None else {"match_none": {}})
+    if f.lens is not None:
+        key = lens_key(f.lens)
+        out.append({"term": {"lens_key": key}} if key is not None else {"match_none": {}})
+    return out
+
+
+def document(row: dict[str, Any]) -> dict[str, Any]:
+    doc = {
+        "asset_id": row["asset_id"], "owner_id": row["owner_id"], "type": row["type"],
+        "repository_id": row["repository_id"], "is_raw": bool(row["is_raw"]),
+        "rating": row["rating"], "liked": bool(row["liked"]), "is_deleted": bool(row["is_deleted"]),
+        "filename_lower": row["filename_lower"], "filename_reversed": row["filename_reversed"],
+        "sort_time": row["sort_time"], "taken_utc": row["taken_utc"],
+        "camera_make": row["camera_make"], "lens_model": row["lens_model"], "lens_key": row["lens_key"],
+        "description": row["description"], "ocr_text": row["ocr_text"], "caption": row["caption"],
+        "embedding_model": row["embedding_model"],
+    }
+    if row["embedding"]:
+        doc["embedding"] = json.loads(row["embedding"]) if isinstance(row["embedding"], str) else row["embedding"]
+    return doc
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+class ElasticIndex:
+    name = "elasticsearch"
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.url = settings.elasticsearch_url
+        self.alias = f"{settings.elasticsearch_prefix}-assets"
+        self.db = db
+        self.client = Elasticsearch(self.url, request_timeout=10, max_retries=0, retry_on_timeout=False)
+        self.error: str | None = None  # the last failure, until a catch-up succeeds
+        self.indexed = 0
+        self.ready = False  # an index stands behind the alias, caught up at least once
+        self._lock = threading.Lock()
+        with db.transaction() as tx:
+            if not db.table_exists(tx, MIRRORS_TABLE):
+                tx.execute(f"CREATE TABLE {MIRRORS_TABLE} (name TEXT PRIMARY KEY, generation TEXT NOT NULL, "
+                           "seq BIGINT NOT NULL, index_name TEXT NOT NULL)")
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None
+
+    # -- following search_documents ------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any] | None:
+        return self.db.query_one(f"SELECT generation, seq, index_name FROM {MIRRORS_TABLE} WHERE name = ?",
+                                 (self.alias,))
+
+    def _save_state(self, generation: str, seq: int, index_name: str) -> None:
+        with self.db.transaction() as tx:
+            if not tx.execute(f"UPDATE {MIRRORS_TABLE} SET generation = ?, seq = ?, index_name = ? WHERE name = ?",
+                              (generation, seq, index_name, self.alias)):
+                tx.execute(f"INSERT INTO {MIRRORS_TABLE} (name, generation, seq, index_name) VALUES (?, ?, ?, ?)",
+                           (self.alias, generation, seq, index_name))
+
+    def _alias_target(self) -> str | None:
+        try:
+            found = self.client.indices.get_alias(name=self.alias)
+        except NotFoundError:
+            return None
+        return next(iter(found), None)
+
+    def _windows(self, after: int, generation: str) -> Iterator[tuple[list[dict[str, Any]], int]]:
+        """Rows changed after `after`, in windows that end on a whole `seq`."""
+        while True:
+            with self.db.reader() as tx:
+                if generation_of(tx) != generation:
+                    raise RuntimeError("the search tables were swapped for a rebuilt copy meanwhile")
+                cut = tx.fetchone("SELECT seq FROM search_documents WHERE seq > ? ORDER BY seq LIMIT 1 OFFSET ?",
+                                  (after, WINDOW_ROWS))
+                if cut is None:
+                    rows = tx.fetchall("SELECT * FROM search_documents WHERE seq > ? ORDER BY seq", (after,))
+                else:
+                    bound = int(cut["seq"])
+                    op = "<" if bound > after + 1 else "<="
+                    rows = tx.fetchall(f"SELECT * FROM search_documents WHERE seq > ? AND seq {op} ? ORDER BY seq",
+                                       (after, bound))
+            if not rows:
+                return
+            after = int(rows[-1]["seq"])
+            yield rows, after
+
+    def _bulk(self, index: str, rows: list[dict[str, Any]], refresh: bool) -> None:
+        actions = ({"_op_type": "index", "_index": index, "_id": r["asset_id"], "_version": int(r["version"]),
+                    "_version_type": "external_gte", "_source": document(r)} for r in rows)
+        _, errors = helpers.bulk(self.client, actions, raise_on_error=False, refresh=refresh,
+                                 chunk_size=1000, max_chunk_bytes=20 * 1024 * 1024)
+        # 409: Elasticsearch holds a newer version of that document already, which is the point.
+        failed = [e for e in errors if next(iter(e.values())).get("status") != 409]
+        if failed:
+            raise RuntimeError(f"Elasticsearch refused {len(failed)} documents, e.g. {failed[0]}")
+        self.indexed += len(rows)
+
+    def catch_up(self) -> int:
+        """Index what changed since the last call (or build a new index and swap it in); returns
+        the number of documents sent. Raises when Elasticsearch cannot be reached."""
+        with self._lock:
+            try:
+                count = self._catch_up()
+            except Exception as exc:
+                if self.error is None:
+                    log.warning("search index: Elasticsearch at %s failed (%s); filters and filename "
+                                "search answer from SQL until it is back", self.url, describe(exc))
+                self.error = describe(exc)
+                raise
+            if self.error is not None:
+                log.warning("search index: Elasticsearch at %s is back", self.url)
+            self.error = None
+            self.ready = True
+            return count
+
+    def _catch_up(self) -> int:
+        with self.db.reader() as tx:
+            generation = generation_of(tx)
+        if generation is None:
+            return 0
+        state = self._state()
+        target = self._alias_target()
+        if state is None or state["generation"] != generation or target is None or target != state["index_name"]:
+            return self.rebuild(generation)
+        sent, seq = 0, int(state["seq"])
+        for rows, seq in self._windows(seq, generation):
+            self._bulk(self.alias, rows, refresh=True)
+            sent += len(rows)
+            self._save_state(generation, seq, target)
+        return sent
+
+    def rebuild(self, generation: str | None = None) -> int:
+        """Build a new index aside from every row, then swap the alias to it."""
+        if generation is None:
+            with self.db.reader() as tx:
+                generation = generation_of(tx) or ""
+        name = f"{self.alias}-{generation[:12]}-{uuid.uuid4().hex[:8]}"
+        self.client.indices.create(index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"},
+                                   mappings=MAPPING)
+        started = time.monotonic()
+        sent, seq = 0, 0
+        try:
+            for rows, seq in self._windows(0, generation):
+                self._bulk(name, rows, refresh=False)
+                sent += len(rows)
+            self.client.indices.put_settings(index=name, settings={"refresh_interval": "1s"})
+            self.client.indices.refresh(index=name)
+            old = self.client.indices.get_alias(name=self.alias, ignore_unavailable=True) if self._alias_target() else {}
+            actions: list[dict[str, Any]] = [{"remove": {"index": o, "alias": self.alias}} for o in old]
+            actions.append({"add": {"index": name, "alias": self.alias}})
+            self.client.indices.update_aliases(actions=actions)
+        except Exception:
+            self.client.options(ignore_status=404).indices.delete(index=name)
+            raise
+        for o in old:
+            self.client.options(ignore_status=404).indices.delete(index=o)
+        self._save_state(generation, seq, name)
+        log.info("search index: built %s with %d documents in %.1f s and moved %s to it",
+                 name, sent, time.monotonic() - started, self.alias)
+        return sent
+
+    def lag(self) -> int | None:
+        state = self._state()
+        top = self.db.query_one("SELECT MAX(seq) AS seq FROM search_documents")
+        if state is None or top is None:
+            return None
+        return max(0, int(top["seq"] or 0) - int(state["seq"]))
+
+    def drop(self) -> None:
+        """Remove the alias's indices and the position (tests, operators)."""
+        self.client.options(ignore_status=404).indices.delete(index=f"{self.alias}-*")
+        with self.db.transaction() as tx:
+            tx.execute(f"DELETE FROM {MIRRORS_TABLE} WHERE name = ?", (self.alias,))
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def filter(self, owner_id: int, f: AssetFilter, limit: int, offset: int,
+               filename_contains: str | None = None) -> tuple[list[tuple[str, float | None]], int] | None:
+        """Like `EmbeddedIndex.filter`; None when the page lies deeper than Elasticsearch pages."""
+        query = {"bool": {"filter": filter_clauses(owner_id, f, filename_contains)}}
+        deep = offset + limit > MAX_WINDOW
+        found = self.client.search(
+            index=self.alias, query=query, sort=[{"sort_time": "desc"}, {"asset_id": "desc"}],
+            from_=0 if deep else offset, size=0 if deep else limit, track_total_hits=True, source=False,
+        )
+        total = int(found["hits"]["total"]["value"])
+        if deep:
+            return ([], total) if offset >= total else None
+        return [(h["_id"], None) for h in found["hits"]["hits"]], total
+
+    def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
+                 limit: int, offset: int) -> tuple[list[tuple[str, float | None]], int] | None:
+        """Filtered kNN: the filter goes into the kNN search itself (Lucene pre-filters the HNSW
+        walk), so the top k are the top k of the filtered set. None when k is beyond
+        Elasticsearch's limit."""
+        clauses = filter_clauses(owner_id, f) + [{"term": {"embedding_model": model}}]
+        total = int(self.client.count(index=self.alias, query={"bool": {"filter": clauses}})["count"])
+        k = offset + limit
+        if offset >= total:
+            return [], total
+        if k > MAX_KNN:
+            return None
+        found = self.client.search(
+            index=self.alias,
+            knn={"field": "embedding", "query_vector": vector, "k": k,
+                 "num_candidates": min(MAX_KNN, max(100, 2 * k)), "filter": {"bool": {"filter": clauses}}},
+            from_=offset, size=limit, source=False,
+        )
+        # dot_product scores are (1 + cosine) / 2; answer the cosine itself, as the embedded index does.
+        return [(h["_id"], 2 * float(h["_score"]) - 1) for h in found["hits"]["hits"]], total
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,164 @@
+"""The embedded search index: `search_documents` in the read-model database.
+
+Filters are the catalog's SQL (`projections.queries.filter_conditions`, the same columns), so the
+answers are the plain SQL path's by construction; what this adds is speed where SQL alone scans:
+
+- on SQLite a substring of three or more characters (filename `contains`, the filename search,
+  the literal runs of a glob) is first looked up in the FTS5 trigram table `search_text`;
+- prefixes and suffixes are range scans over `filename_lower` and `filename_reversed`.
+
+Those conditions are implied by the exact ones they sit beside, so they only narrow the scan.
+Semantic search takes the candidates that pass the filter from SQL and ranks them with
+`infra.search.vectors` (the whole filter first, then the top k: pages are never short).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from infra.database import Database, Transaction
+from infra.search.vectors import VectorIndex
+from projections.queries import AssetFilter, _NEVER, filename_condition, filter_conditions, parse_glob
+from projections.search_index import generation_of
+
+# Sorts after every character a file name holds: the exclusive end of a prefix range.
+_TOP = "\U0010ffff"
+
+
+def _fts_phrase(text: str) -> str:
+    return 'filename_lower : "' + text.replace('"', '""') + '"'
+
+
+def _literal_runs(tokens: list[tuple[Any, ...]]) -> list[str]:
+    runs, current = [], ""
+    for token in tokens:
+        if token[0] == "lit":
+            current += token[1]
+        else:
+            runs.append(current)
+            current = ""
+    runs.append(current)
+    return [r for r in runs if len(r) >= 3]
+
+
+def _prefix(tokens: list[tuple[Any, ...]]) -> str:
+    out = ""
+    for token in tokens:
+        if token[0] != "lit":
+            break
+        out += token[1]
+    return out
+
+
+class EmbeddedIndex:
+    name = "embedded"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._vectors: dict[str, VectorIndex] = {}
+        self._lock = threading.Lock()
+
+    # -- filters -----------------------------------------------------------------------------
+
+    def _where(self, owner_id: int, f: AssetFilter, filename_contains: str | None) -> tuple[list[str], list[Any]]:
+        where = ["owner_id = ?", "is_deleted = 0"]
+        params: list[Any] = [owner_id]
+        conditions, values = filter_conditions(f, self.db.dialect)
+        where += conditions
+        params += values
+        needles: list[tuple[str, str]] = []
+        if f.filename_mode is not None and f.filename_value is not None:
+            needles.append((f.filename_mode, f.filename_value.lower()))
+        if filename_contains is not None:
+            sql, values = filename_condition("contains", filename_contains, self.db.dialect)
+            where.append(sql)
+            params += values
+            needles.append(("contains", filename_contains.lower()))
+        if self.db.dialect == "sqlite":
+            for mode, needle in needles:
+                self._accelerate(mode, needle, where, params)
+        return where, params
+
+    @staticmethod
+    def _accelerate(mode: str, needle: str, where: list[str], params: list[Any]) -> None:
+        runs: list[str] = []
+        if mode == "contains":
+            runs = [needle] if len(needle) >= 3 else []
+        elif mode == "startswith" and needle:
+            where.append("filename_lower >= ? AND filename_lower < ?")
+            params += [needle, needle + _TOP]
+        elif mode == "endswith" and needle:
+            where.append("filename_reversed >= ? AND filename_reversed < ?")
+            params += [needle[::-1], needle[::-1] + _TOP]
+        elif mode == "matches":
+            tokens = parse_glob(needle)
+            if any(t[0] == _NEVER for t in tokens):
+                return
+            runs = _literal_runs(tokens)
+            prefix = _prefix(tokens)
+            if prefix:
+                where.append("filename_lower >= ? AND filename_lower < ?")
+                params += [prefix, prefix + _TOP]
+        if runs:
+            where.append("doc_id IN (SELECT rowid FROM search_text WHERE search_text MATCH ?)")
+            params.append(" AND ".join(_fts_phrase(r) for r in runs))
+
+    def filter(self, owner_id: int, f: AssetFilter, limit: int, offset: int,
+               filename_contains: str | None = None) -> tuple[list[tuple[str, float | None]], int]:
+        """One page of (asset_id, None) newest first, and the total that pass."""
+        if f.owner_id is not None and f.owner_id != owner_id:
+            return [], 0
+        where, params = self._where(owner_id, f, filename_contains)
+        clause = " AND ".join(where)
+        with self.db.reader() as tx:
+            if tx.dialect == "postgres":
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            counted = tx.fetchone(f"SELECT COUNT(*) AS n FROM search_documents WHERE {clause}", params)
+            total = int(counted["n"]) if counted else 0
+            rows = []
+            if offset < total:
+                rows = tx.fetchall(
+                    f"SELECT asset_id FROM search_documents WHERE {clause} "
+                    "ORDER BY sort_time DESC, asset_id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        return [(r["asset_id"], None) for r in rows], total
+
+    # -- semantic ----------------------------------------------------------------------------
+
+    def _vector_index(self, tx: Transaction, model: str) -> VectorIndex:
+        generation = generation_of(tx) or ""
+        with self._lock:
+            index = self._vectors.get(model)
+            if index is None or index.generation != generation:
+                index = self._vectors[model] = VectorIndex(generation, model)
+        with index.lock:
+            top = tx.fetchone("SELECT MAX(seq) AS seq FROM search_documents")
+            head = int(top["seq"] or 0) if top else 0
+            if head > index.seq:
+                rows = tx.fetchall(
+                    "SELECT doc_id, embedding FROM search_documents "
+                    "WHERE seq > ? AND seq <= ? AND embedding_model = ? ORDER BY seq",
+                    (index.seq, head, model))
+                index.add([(int(r["doc_id"]), json.loads(r["embedding"])) for r in rows], head)
+        return index
+
+    def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
+                 limit: int, offset: int) -> tuple[list[tuple[str, float | None]], int]:
+        """One page of (asset_id, cosine similarity) best first among the assets that pass the
+        filter and have an embedding of `model`, and how many those are."""
+        if f.owner_id is not None and f.owner_id != owner_id:
+            return [], 0
+        where, params = self._where(owner_id, f, None)
+        where.append("embedding_model = ?")
+        params.append(model)
+        with self.db.reader() as tx:
+            if tx.dialect == "postgres":
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            index = self._vector_index(tx, model)
+            rows = tx.fetchall(f"SELECT doc_id, asset_id FROM search_documents WHERE {' AND '.join(where)}",
+                               params)
+        asset_of = {int(r["doc_id"]): r["asset_id"] for r in rows}
+        with index.lock:
+            best = index.nearest(vector, list(asset_of), offset + limit)
+        return [(asset_of[d], score) for d, score in best[offset:]], len(asset_of)

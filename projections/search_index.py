@@ -1,0 +1,241 @@
+"""The search index projection: one search document per asset, in the read-model database.
+
+The `search_documents` table is the embedded search index itself (filters and filename search in
+SQL, on SQLite helped by an FTS5 trigram table; semantic search over the stored vectors through
+`infra.search.vectors`), and it is the source that the Elasticsearch mirror
+(`infra.search.elastic`) follows:
+
+- each row carries `seq`, the batch that last changed it (strictly increasing in commit order,
+  because batches are serialised by the runner's position lock), so a mirror resumes from the
+  last `seq` it indexed;
+- each row carries the aggregate `version`, which Elasticsearch uses as an external document
+  version, so a late, older write never overwrites a newer document;
+- `search_generation` holds one id per copy of the tables. `darkroom projections rebuild
+  search_index` builds a new copy aside and swaps it in with a new generation; a mirror that sees
+  a new generation builds a new index aside and swaps its alias, so searches never see a
+  half-built index anywhere.
+
+Documents hold what filters select on, with the catalog's semantics (`projections.queries`):
+normalised camera make, lens key, RAW flag, taken instant; the lower-cased filename and its
+reversal (suffix search as a prefix search); the user's description, OCR text and AI caption; the
+latest image embedding, unit length, with its model.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from domain.camera import clean_lens, lens_key, normalise_make
+from infra.database import Transaction
+from infra.embedding import normalise
+from infra.media_types import RAW_MIME_TYPES
+from projections.base import Projection, chunks, handles, ts, upsert
+from projections.catalog import sortable_time
+from projections.queries import taken_instant
+
+DOCUMENT_COLUMNS = [
+    "asset_id", "doc_id", "seq", "version", "owner_id", "type", "repository_id", "is_raw", "rating",
+    "liked", "is_deleted", "original_filename", "filename_lower", "filename_reversed", "upload_time",
+    "sort_time", "taken_utc", "camera_make", "lens_model", "lens_key", "description", "ocr_text",
+    "caption", "embedding_model", "embedding", "sources",
+]
+_JSON = frozenset({"embedding", "sources"})
+_TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
+
+
+def doc_id_of(asset_id: str) -> int:
+    """A stable 63-bit integer per asset: FTS5 rowids and vector slots are integers."""
+    return uuid.UUID(asset_id).int >> 65
+
+
+class SearchIndexProjection(Projection):
+    name = "search_index"
+    tables = ("search_documents", "search_generation", "search_text")
+    schema_version = 1
+
+    def create_tables(self, tx: Transaction) -> None:
+        table = self.t("search_documents")
+        tx.execute(
+            f"""CREATE TABLE {table} (
+                asset_id TEXT PRIMARY KEY,
+                doc_id BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                version BIGINT NOT NULL,
+                owner_id BIGINT NOT NULL,
+                type TEXT NOT NULL,
+                repository_id TEXT NOT NULL,
+                is_raw BIGINT NOT NULL,
+                rating BIGINT NOT NULL,
+                liked BIGINT NOT NULL,
+                is_deleted BIGINT NOT NULL,
+                original_filename TEXT NOT NULL,
+                filename_lower TEXT NOT NULL,
+                filename_reversed TEXT NOT NULL,
+                upload_time TEXT NOT NULL,
+                sort_time TEXT NOT NULL,
+                taken_utc TEXT,
+                camera_make TEXT,
+                lens_model TEXT,
+                lens_key TEXT,
+                description TEXT,
+                ocr_text TEXT,
+                caption TEXT,
+                embedding_model TEXT,
+                embedding TEXT,
+                sources TEXT NOT NULL
+            )"""
+        )
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'seq')} ON {table} (seq)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_sort')} "
+                   f"ON {table} (owner_id, is_deleted, sort_time, asset_id)")
+        # Prefix and suffix searches are range scans on these.
+        for column in ("filename_lower", "filename_reversed"):
+            tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
+                       f"ON {table} (owner_id, is_deleted, {column})")
+        tx.execute(f"CREATE TABLE {self.t('search_generation')} (generation TEXT NOT NULL)")
+        tx.execute(f"INSERT INTO {self.t('search_generation')} (generation) VALUES (?)", (uuid.uuid4().hex,))
+        if tx.dialect == "sqlite":
+            # Trigram FTS5: any substring of three or more characters is an index lookup.
+            # case_sensitive 1 because the text is lower-cased already (exactly as the SQL path).
+            tx.execute(
+                f"CREATE VIRTUAL TABLE {self.t('search_text')} USING fts5("
+                f"{', '.join(_TEXT_COLUMNS)}, tokenize = 'trigram case_sensitive 1')"
+            )
+        else:
+            # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
+            tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
+
+    def drop_tables(self, tx: Transaction) -> None:
+        for base in self.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {self.t(base)}")
+
+    def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
+        table = self.t("search_documents")
+        states: dict[str, Any] = {}
+        for part in chunks(sorted(keys)):
+            for row in tx.fetchall(
+                f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM {table} "
+                f"WHERE asset_id IN ({', '.join('?' * len(part))})", part,
+            ):
+                for column in _JSON:
+                    row[column] = json.loads(row[column]) if row[column] is not None else None
+                states[row["asset_id"]] = row
+        return states
+
+    def save(self, tx: Transaction, states: dict[str, Any]) -> None:
+        if not states:
+            return
+        table = self.t("search_documents")
+        top = tx.fetchone(f"SELECT MAX(seq) AS seq FROM {table}")
+        seq = int(top["seq"] or 0) + 1 if top else 1
+        rows = []
+        for _, state in sorted(states.items()):
+            state["seq"] = seq
+            rows.append(tuple(
+                (json.dumps(state[c]) if state[c] is not None else None) if c in _JSON else state[c]
+                for c in DOCUMENT_COLUMNS
+            ))
+        upsert(tx, table, DOCUMENT_COLUMNS, "asset_id", rows)
+        if tx.dialect == "sqlite":
+            text = self.t("search_text")
+            doc_ids = [s["doc_id"] for s in states.values()]
+            for part in chunks(doc_ids):
+                tx.execute(f"DELETE FROM {text} WHERE rowid IN ({', '.join('?' * len(part))})", part)
+            tx.executemany(
+                f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                [(s["doc_id"], *(s[c] or "" for c in _TEXT_COLUMNS)) for s in states.values()
+                 if not s["is_deleted"]],
+            )
+
+    # -- reducers --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _stamp(doc: dict[str, Any] | None, e: Any, **changes: Any) -> dict[str, Any] | None:
+        if doc is None:
+            return None
+        doc.update(changes)
+        doc["version"] = e.originator_version
+        return doc
+
+    @staticmethod
+    def _merge(doc: dict[str, Any]) -> None:
+        merged = {**doc["sources"]["extracted"], **doc["sources"]["overrides"]}
+        lens = clean_lens(merged.get("lens_model"))
+        doc["camera_make"] = normalise_make(merged.get("camera_make"))
+        doc["lens_model"] = lens
+        doc["lens_key"] = lens_key(lens)
+
+    @handles("Asset.Uploaded")
+    def uploaded(self, doc: Any, e: Any) -> dict[str, Any]:
+        asset_id = str(e.originator_id)
+        lower = e.original_filename.lower()
+        upload_time = ts(e.upload_time)
+        return {
+            "asset_id": asset_id, "doc_id": doc_id_of(asset_id), "seq": 0,
+            "version": e.originator_version, "owner_id": e.owner_id, "type": e.asset_type,
+            "repository_id": e.repository_id,
+            "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0, "rating": 0, "liked": 0,
+            "is_deleted": 0, "original_filename": e.original_filename, "filename_lower": lower,
+            "filename_reversed": lower[::-1], "upload_time": upload_time, "sort_time": upload_time,
+            "taken_utc": None, "camera_make": None, "lens_model": None, "lens_key": None,
+            "description": None, "ocr_text": None, "caption": None, "embedding_model": None,
+            "embedding": None, "sources": {"extracted": {}, "overrides": {}},
+        }
+
+    @handles("Asset.RatingChanged")
+    def rating_changed(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, rating=e.rating)
+
+    @handles("Asset.LikeChanged")
+    def like_changed(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, liked=1 if e.liked else 0)
+
+    @handles("Asset.DescriptionChanged")
+    def description_changed(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, description=e.description)
+
+    @handles("Asset.MetadataExtracted")
+    def metadata_extracted(self, doc: Any, e: Any) -> Any:
+        if doc is None:
+            return None
+        metadata = e.specific_metadata or {}
+        doc["sources"]["extracted"] = {f: metadata[f] for f in ("camera_make", "lens_model") if f in metadata}
+        self._merge(doc)
+        return self._stamp(doc, e, taken_utc=taken_instant(e.taken_time),
+                           sort_time=sortable_time(e.taken_time) or doc["upload_time"])
+
+    @handles("Asset.MetadataUpdated")
+    def metadata_updated(self, doc: Any, e: Any) -> Any:
+        if doc is None:
+            return None
+        changed = {f: e.changes[f] for f in ("camera_make", "lens_model") if f in e.changes}
+        doc["sources"]["overrides"] = {**doc["sources"]["overrides"], **changed}
+        self._merge(doc)
+        return self._stamp(doc, e, description=e.changes.get("description", doc["description"]))
+
+    @handles("Asset.TextRecognised")
+    def text_recognised(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, ocr_text=e.text or None)
+
+    @handles("Asset.CaptionRecorded")
+    def caption_recorded(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, caption=e.caption or None)
+
+    @handles("Asset.EmbeddingRecorded")
+    def embedding_recorded(self, doc: Any, e: Any) -> Any:
+        vector = normalise(e.vector)
+        if not any(vector):  # a zero vector has no direction: nothing to compare with
+            return self._stamp(doc, e, embedding_model=None, embedding=None)
+        return self._stamp(doc, e, embedding_model=e.model, embedding=vector)
+
+    @handles("Asset.Deleted")
+    def deleted(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, is_deleted=1)
+
+
+def generation_of(tx: Transaction) -> str | None:
+    """The id of the live copy of the search tables (None before they exist)."""
+    row = tx.fetchone("SELECT generation FROM search_generation")
+    return str(row["generation"]) if row else None
