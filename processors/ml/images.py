@@ -1,0 +1,87 @@
+"""Pictures for the models: a photo decoded the way the thumbnails are (orientation, colour,
+RAW previews, HEIC), or a few key frames sampled across a video, as RGB PIL images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import av.error
+import numpy as np
+import pyvips
+from PIL import Image
+
+from infra.media_types import RAW_MIME_TYPES
+from processors import thumbnails
+from processors.base import JobInput, UnprocessableMedia
+
+# Models look at a few hundred pixels at most: decode no larger than this (shrink-on-load).
+DECODE_LONGEST = 1024
+# Video: frames at these fractions of the duration (an evenly spread sample of the content).
+VIDEO_FRACTIONS = (0.1, 0.35, 0.6, 0.85)
+
+
+def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS)) -> list[Image.Image]:
+    """One picture for a photo; up to `frames` sampled frames for a video (in time order)."""
+    path = Path(job.original_path)
+    try:
+        if job.asset_type == "PHOTO":
+            return [photo(path, job.mime_type)]
+        if job.asset_type == "VIDEO":
+            return video_frames(path, frames)
+    except UnprocessableMedia:
+        raise
+    except pyvips.Error as e:
+        raise UnprocessableMedia(f"cannot decode image: {e.message}") from e
+    except av.error.FFmpegError as e:
+        raise UnprocessableMedia(f"cannot decode video: {e}") from e
+    raise UnprocessableMedia(f"no pictures to look at in a {job.asset_type}")
+
+
+def photo(path: Path, mime_type: str = "") -> Image.Image:
+    if mime_type in RAW_MIME_TYPES:
+        image = thumbnails._raw_image(path)
+    else:
+        image = thumbnails._photo_renditions(path)["medium"]()  # 1024 px, oriented, sRGB
+    return to_pil(thumbnails._fit(image, DECODE_LONGEST))
+
+
+def to_pil(image: pyvips.Image) -> Image.Image:
+    """8-bit RGB, alpha flattened onto white."""
+    if image.hasalpha():
+        image = image.flatten(background=[255] * (image.bands - 1))
+    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
+        image = image.colourspace("srgb")
+    if image.bands == 1:
+        image = image.bandjoin([image, image])
+    image = image.extract_band(0, n=3).cast("uchar")
+    array = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
+                       shape=(image.height, image.width, 3))
+    return Image.fromarray(array, "RGB")
+
+
+def video_frames(path: Path, count: int = len(VIDEO_FRACTIONS)) -> list[Image.Image]:
+    """Frames at evenly spread points of the video, as displayed (rotation honoured)."""
+    fractions = VIDEO_FRACTIONS if count == len(VIDEO_FRACTIONS) else tuple(
+        (i + 0.5) / count for i in range(count))
+    out: list[Image.Image] = []
+    with av.open(os.fspath(path), metadata_errors="ignore") as container:
+        stream = thumbnails._main_video_stream(container)
+        stream.thread_type = "AUTO"
+        duration = thumbnails._duration_s(container, stream)
+        seen: set[int | None] = set()
+        for fraction in fractions if duration else (None,):
+            frame = thumbnails._frame_near(container, stream, fraction * duration if fraction else None)
+            if frame is None or frame.pts in seen and frame.pts is not None:
+                continue
+            seen.add(frame.pts)
+            picture = frame.to_image().convert("RGB")
+            clockwise = int(round(-(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
+            if clockwise:
+                picture = picture.rotate(-90 * clockwise, expand=True)
+            picture.thumbnail((DECODE_LONGEST, DECODE_LONGEST))
+            out.append(picture)
+    if not out:
+        raise UnprocessableMedia("no decodable video frame")
+    return out
