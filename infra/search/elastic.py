@@ -11,10 +11,15 @@
 - Its position (`generation`, `seq`, index) lives in the read-model table `search_mirrors`.
 
 Mapping: keywords for filters (owner, type, repository, make, lens key, taken instant as the same
-fixed-width UTC text SQL compares), the lower-cased filename as a keyword (prefix, and globs as
-anchored regexps), its reversal (suffixes as prefixes), a trigram subfield (substrings as phrase
-queries over trigrams), text fields for description, OCR text and caption, and a `dense_vector`
-(HNSW, dot product over unit vectors, not quantised so scores equal the exact ones).
+fixed-width UTC text SQL compares), the lower-cased filename as a keyword (prefixes as `prefix`
+queries, substrings as `wildcard`, globs as anchored `regexp`: each runs an automaton over the
+field's term dictionary, once per segment, not over documents), its reversal (suffixes as
+prefixes), text fields for description, OCR text and caption, and a `dense_vector` (HNSW, dot
+product over unit vectors, not quantised so scores equal the exact ones).
+
+The Maven Central distribution (integ-test-zip) carries only the server's own modules: no
+`analysis-common` (so no ngram tokenizer for a trigram subfield) and no x-pack `wildcard` field
+type, which a full distribution would use for infix search on many distinct names.
 """
 
 from __future__ import annotations
@@ -46,10 +51,6 @@ INDEX_SETTINGS: dict[str, Any] = {
     "number_of_shards": 1,
     "number_of_replicas": 0,
     "max_result_window": MAX_WINDOW,
-    "analysis": {
-        "tokenizer": {"trigram": {"type": "ngram", "min_gram": 3, "max_gram": 3, "token_chars": []}},
-        "analyzer": {"trigram": {"type": "custom", "tokenizer": "trigram"}},
-    },
 }
 MAPPING: dict[str, Any] = {
     "dynamic": "strict",
@@ -62,10 +63,7 @@ MAPPING: dict[str, Any] = {
         "rating": {"type": "integer"},
         "liked": {"type": "boolean"},
         "is_deleted": {"type": "boolean"},
-        "filename_lower": {
-            "type": "keyword",
-            "fields": {"trigram": {"type": "text", "analyzer": "trigram"}},
-        },
+        "filename_lower": {"type": "keyword"},
         "filename_reversed": {"type": "keyword"},
         "sort_time": {"type": "keyword"},
         "taken_utc": {"type": "keyword"},
@@ -114,8 +112,6 @@ def filename_clause(mode: str, value: str) -> dict[str, Any]:
     """The Elasticsearch clause for a filename condition, with `projections.queries` semantics."""
     needle = value.lower()
     if mode == "contains":
-        if len(needle) >= 3:
-            return {"match_phrase": {"filename_lower.trigram": needle}}
         if not needle:
             return {"match_all": {}}
         return {"wildcard": {"filename_lower": {"value": f"*{_wildcard_escape(needle)}*"}}}
