@@ -122,9 +122,10 @@ class Services:
         return False
 
     def start_daemon(self) -> None:
-        followers = self.search.followers() if self.search is not None else []
-        self.daemon = ProjectionDaemon([*self.runners.values(), *followers])
+        self.daemon = ProjectionDaemon(self.runners.values())
         self.daemon.start()
+        if self.search is not None:  # its own thread: a slow Elasticsearch never holds up the read models
+            self.search.start_following()
 
     def close(self) -> None:
         if self.closed:

@@ -10,6 +10,7 @@ The mirror catches up when Elasticsearch is back (the projection daemon keeps ca
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -40,17 +41,6 @@ class SearchUnavailable(Exception):
     """Semantic search was asked for and no embedder is configured."""
 
 
-class ElasticFollower:
-    """Duck-types a projection runner for the daemon: follows search_documents into Elasticsearch."""
-
-    def __init__(self, index: Any) -> None:
-        self.index = index
-        self.name = "search_index.elasticsearch"
-
-    def catch_up(self) -> int:
-        return int(self.index.catch_up())
-
-
 class SearchService:
     def __init__(self, settings: Settings, db: Database, catalog: Catalog, embedder: Embedder | None) -> None:
         self.db = db
@@ -63,18 +53,38 @@ class SearchService:
 
             self.elastic = ElasticIndex(settings, db)
         self._retry_at = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     @property
     def backend(self) -> str:
         return "elasticsearch" if self.elastic is not None else "embedded"
 
-    def followers(self) -> list[ElasticFollower]:
-        return [ElasticFollower(self.elastic)] if self.elastic is not None else []
+    def start_following(self, interval: float = 0.5) -> None:
+        """Follow the search tables into Elasticsearch in a thread of its own (with `serve` and
+        `projections run`): retried every couple of seconds while Elasticsearch is down."""
+        if self.elastic is None or self._thread is not None:
+            return
+
+        def follow() -> None:
+            while not self._stop.is_set():
+                try:
+                    self.elastic.catch_up()
+                    self._stop.wait(interval)
+                except Exception:  # logged and shown by health; keep trying
+                    self._stop.wait(2.0)
+
+        self._thread = threading.Thread(target=follow, name="search-mirror", daemon=True)
+        self._thread.start()
 
     def catch_up_quietly(self) -> None:
         """Bring Elasticsearch up to the search tables (read your writes); a failure only marks
-        it down (searches then answer from SQL) and is retried at most every few seconds."""
+        it down (searches then answer from SQL). While it is down, the following thread (when
+        there is one) retries, so commands never wait on a dead node; without one, this retries
+        at most every two seconds."""
         if self.elastic is None or time.monotonic() < self._retry_at:
+            return
+        if not self.elastic.healthy and self._thread is not None:
             return
         try:
             self.elastic.catch_up()
@@ -172,5 +182,8 @@ class SearchService:
         return report
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
         if self.elastic is not None:
             self.elastic.close()
