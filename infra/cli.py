@@ -134,6 +134,7 @@ def cmd_events_export(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from domain.asset import OPTIONAL_TASKS
     from infra.bootstrap import bootstrap
     from processors.registry import PROCESSORS
 
@@ -150,19 +151,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
             print(f"darkroom: --processor {spec!r} must be QUEUE=MODULE:FUNCTION", file=sys.stderr)
             return 2
         processors[queue] = target
-    queues = list(dict.fromkeys(args.queue or PROCESSORS))
+    services = bootstrap(settings)
+    # By default: every core task, and the optional (ML) ones that have a model configured.
+    enabled = set(getattr(services.app, "enrichment_tasks", ()))
+    default = [q for q in PROCESSORS if q not in OPTIONAL_TASKS or q in enabled]
+    queues = list(dict.fromkeys(args.queue or default))
     unknown = [q for q in queues if q not in processors]
     if unknown:
         print(f"darkroom: no processor for queue(s) {', '.join(unknown)}; "
               f"known queues: {', '.join(processors)}", file=sys.stderr)
+        services.close()
         return 2
     concurrency = args.concurrency if args.concurrency is not None else settings.worker_concurrency
     if concurrency < 1:
         print(f"darkroom: --concurrency must be at least 1, got {concurrency}", file=sys.stderr)
+        services.close()
         return 2
     grace = args.grace if args.grace is not None else settings.job_timeout_seconds
-
-    services = bootstrap(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -19,25 +19,26 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
-from kafka import KafkaConsumer, TopicPartition
-from psycopg import sql
 
-from infra.bootstrap import Services, bootstrap
-from infra.kafka_bus import KafkaBus, KafkaConfig
-from infra.settings import Settings
 from processors.base import JobInput, UnprocessableMedia
-from tests.conftest import PG_URL, make_settings
+
+# The workers' child processes import this module for the processors below: everything heavier
+# is imported where it is used, so a child loads no more than a processor needs.
+if TYPE_CHECKING:
+    from infra.bootstrap import Services
+    from infra.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 BOOTSTRAP = os.environ.get("DARKROOM_TEST_KAFKA_BOOTSTRAP") or os.environ.get("DARKROOM_KAFKA_BOOTSTRAP", "")
+PG_URL = os.environ.get("DARKROOM_TEST_DATABASE_URL", "")
 SESSION_TIMEOUT_MS = 6000  # the broker's minimum: a killed worker's partitions move after this
 FAKE = "tests.fake_processors:"
 HERE = "tests.kafka_fixtures:"
 QUEUES = ("metadata_asset", "thumbnail_asset", "transcode_asset")
+QUEUE_ARGS = [arg for q in QUEUES for arg in ("--queue", q)]
 
 
 # -- processors the workers run in some tests (module:function, imported in the child) ---------
@@ -115,6 +116,8 @@ class KafkaDarkroom:
     """One test's Darkroom on Kafka: its settings, topics prefix, database and workers."""
 
     def __init__(self, tmp_path: Path, partitions: int = 8, **settings: Any) -> None:
+        from infra.kafka_bus import KafkaBus, KafkaConfig
+
         self.tmp_path = tmp_path
         self.prefix = "t" + uuid.uuid4().hex[:10]
         self.schema = ("k_" + uuid.uuid4().hex[:10]) if PG_URL else ""
@@ -126,6 +129,8 @@ class KafkaDarkroom:
         self.admin_bus = KafkaBus(self.config, client_id=f"{self.prefix}-test")
 
     def settings(self) -> Settings:
+        from tests.conftest import make_settings
+
         s = make_settings(self.tmp_path, "postgres" if self.schema else "sqlite", self.schema or None,
                           bus=self.bus_url, kafka_prefix=self.prefix, **self.extra)
         return s
@@ -147,6 +152,8 @@ class KafkaDarkroom:
 
     def serve(self) -> Services:
         """The `darkroom serve` side in this process: projections, relay and scheduler."""
+        from infra.bootstrap import bootstrap
+
         services = bootstrap(self.settings())
         services.start_daemon()
         services.start_outbox()
@@ -154,7 +161,7 @@ class KafkaDarkroom:
         return services
 
     def worker(self, *args: str, ready: bool = True) -> WorkerProcess:
-        w = WorkerProcess(self.env(), self.tmp_path / f"worker-{len(self.workers)}.log", list(args))
+        w = WorkerProcess(self.env(), self.tmp_path / f"worker-{len(self.workers)}.log", [*QUEUE_ARGS, *args])
         self.workers.append(w)
         if ready:
             w.wait_ready()
@@ -187,6 +194,9 @@ class KafkaDarkroom:
             pass
         self.admin_bus.close()
         if self.schema:
+            import psycopg
+            from psycopg import sql
+
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
 
@@ -246,6 +256,8 @@ def all_jobs(services: Services) -> list[dict[str, Any]]:
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30) -> list[Any]:
     """Every record of a topic from offset 0 to its current end, partition by partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         partitions = wait_until(lambda: consumer.partitions_for_topic(topic), timeout, f"topic {topic}")
@@ -270,8 +282,10 @@ def event_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
             for r in read_topic(bootstrap, topic)]
 
 
-def committed_to_end(bootstrap: str, config: KafkaConfig, queue: str) -> bool:
+def committed_to_end(bootstrap: str, config: Any, queue: str) -> bool:
     """Whether the queue's group has committed every message of its topic."""
+    from kafka import KafkaConsumer, TopicPartition
+
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=config.group(queue), enable_auto_commit=False)
     try:
         topic = config.job_topic(queue)
