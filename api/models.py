@@ -76,6 +76,52 @@ class AssetStatus(BaseModel):
     tasks: dict[str, str]
 
 
+class SpeciesPrediction(BaseModel):
+    label: str = Field(description="common name")
+    scientific_name: str | None = None
+    score: float
+    taxonomy: dict[str, str] = Field(default_factory=dict)
+
+
+class SpeciesPart(BaseModel):
+    model: str | None = None
+    skipped: str | None = Field(default=None, description="why the task did not run (no model)")
+    predictions: list[SpeciesPrediction] = Field(default_factory=list, description="best first")
+
+
+class OcrLine(BaseModel):
+    text: str
+    box: list[float] = Field(description="[x, y, w, h] as fractions of the displayed image")
+    confidence: float
+
+
+class OcrPart(BaseModel):
+    model: str | None = None
+    skipped: str | None = Field(default=None, description="why the task did not run (no model)")
+    text: str = ""
+    lines: list[OcrLine] = Field(default_factory=list)
+
+
+class Face(BaseModel):
+    box: list[float] = Field(description="[x, y, w, h] as fractions of the displayed image")
+    confidence: float
+    person_id: str = Field(description="the person this face was grouped into (per owner)")
+    person_face_count: int | None = None
+
+
+class FacesPart(BaseModel):
+    model: str | None = None
+    skipped: str | None = Field(default=None, description="why the task did not run (no model)")
+    count: int = 0
+    faces: list[Face] = Field(default_factory=list)
+
+
+class CaptionPart(BaseModel):
+    model: str | None = None
+    skipped: str | None = Field(default=None, description="why the task did not run (no model)")
+    caption: str = ""
+
+
 class AssetDTO(BaseModel):
     asset_id: str
     owner_id: int
@@ -98,6 +144,12 @@ class AssetDTO(BaseModel):
     deleted_at: str | None
     status: AssetStatus
     specific_metadata: dict[str, Any]
+    # ML parts, present when asked for (include_species, include_ocr, include_faces,
+    # include_ai_descriptions): null until the task has a result.
+    species: SpeciesPart | None = None
+    ocr: OcrPart | None = None
+    faces: FacesPart | None = None
+    ai_description: CaptionPart | None = None
 
 
 class AssetPage(BaseModel):
@@ -211,3 +263,4 @@ class Health(BaseModel):
     bus: dict[str, Any]
     search_index: dict[str, Any]
     projections: dict[str, Any]
+    ml: dict[str, Any] = Field(default_factory=dict, description="each ML task on (with its model) or off")

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import once_or_conflict, retry_on_conflict
-from domain.asset import TASKS_BY_TYPE, Asset, check_vector
+from domain.asset import Asset, check_vector, tasks_for
 from domain.errors import NotFound
 from domain.indexes import ContentIndex
 
@@ -72,7 +72,7 @@ class AssetCommands:
             else:
                 index.reassign(asset_id=asset.id)
             jobs_seq = self._sequence("jobs")
-            jobs = self._new_jobs(asset, TASKS_BY_TYPE[new.asset_type], jobs_seq)
+            jobs = self._new_jobs(asset, tasks_for(new.asset_type, self.enrichment_tasks), jobs_seq)
             position = self.save_and_position(asset, index, jobs_seq, *jobs)
             return UploadOutcome(asset.id, False, position, jobs[0].job_id if jobs else None)
 

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
-from domain.asset import OPTIONAL_TASKS, TASKS_BY_TYPE, Asset, check_vector
+from domain.asset import OPTIONAL_TASKS, Asset, check_vector, tasks_for
 from domain.errors import InvalidInput
 from domain.indexes import Sequence
 from domain.job import Job, job_id_to_uuid
@@ -59,6 +59,9 @@ class JobTicket:
 
 class JobCommands:
     job_policy = JobPolicy()
+    # The ML tasks with a model configured (bootstrap sets them from the settings): uploads
+    # enqueue these; the others are off.
+    enrichment_tasks: frozenset[str] = frozenset()
 
     def _sequence(self: Darkroom, name: str) -> Sequence:
         try:
@@ -162,7 +165,9 @@ class JobCommands:
         def attempt() -> tuple[list[str], list[str], int]:
             asset = self.get_asset_for(user_id, asset_id)
             asset.check_not_deleted()
-            applicable = TASKS_BY_TYPE[asset.asset_type]
+            # Any ML task of the type may be asked for by name (one whose model is off runs and
+            # records that it was skipped); a full retry takes the ones that are on.
+            applicable = tasks_for(asset.asset_type, OPTIONAL_TASKS)
             failed = [q for q, t in asset.tasks.items() if t["state"] == "discarded"]
             if tasks:
                 unknown = [t for t in tasks if t not in applicable]
@@ -173,7 +178,7 @@ class JobCommands:
                     )
                 chosen = list(dict.fromkeys(tasks))
             elif force_full_retry:
-                chosen = list(applicable)
+                chosen = list(tasks_for(asset.asset_type, self.enrichment_tasks))
             else:
                 chosen = failed
             if not chosen:
@@ -203,11 +208,42 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         )
     elif queue == "thumbnail_asset":
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
+    elif queue in OPTIONAL_TASKS and "skipped" in result:
+        asset.record_enrichment_skipped(task=queue, reason=str(result["skipped"]))
     elif queue == "process_clip":
         asset.record_embedding(model=str(result["model"]), vector=check_vector(result["vector"]))
+    elif queue == "process_species":
+        asset.record_species(model=str(result["model"]), predictions=[
+            {**p, "label": str(p["label"]), "score": _score(p["score"])} for p in result["predictions"]
+        ])
+    elif queue == "process_ocr":
+        lines = [{**line, "text": str(line["text"]), "box": _box(line["box"]),
+                  "confidence": _score(line["confidence"])} for line in result["lines"]]
+        asset.record_text(model=str(result["model"]), text=str(result["text"]), lines=lines)
+    elif queue == "process_face":
+        faces = [{"box": _box(face["box"]), "confidence": _score(face["confidence"]),
+                  "embedding": check_vector(face["embedding"])} for face in result["faces"]]
+        asset.record_faces(model=str(result["model"]), faces=faces)
+    elif queue == "process_caption":
+        asset.record_caption(model=str(result["model"]), caption=str(result["caption"]))
     elif queue == "transcode_asset":
         for kind in ("web_video", "web_audio"):
             if kind in result:
                 asset.record_web_version(kind=kind, info=result[kind])
                 return
         asset.record_web_version(kind="skipped", info={"reason": str(result.get("skipped", ""))})
+
+
+def _score(value: Any) -> float:
+    """A probability or confidence from a processor: a finite number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidInput(f"a score is a number from 0 to 1, got {value!r}", "score")
+    return float(value)
+
+
+def _box(value: Any) -> list[float]:
+    """[x, y, w, h] as fractions of the image."""
+    box = check_vector(value)
+    if len(box) != 4 or any(not -0.01 <= v <= 1.01 for v in box):
+        raise InvalidInput(f"a box is [x, y, w, h] as fractions of the image, got {value!r}", "box")
+    return box

@@ -48,7 +48,20 @@ TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "AUDIO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
     "DOCUMENT": ("metadata_asset", "thumbnail_asset"),
 }
+# The ML tasks that look at each type (OCR, faces and species need one still picture; a video
+# gets an embedding and a caption from sampled frames). Uploads enqueue those with a model.
+ML_TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
+    "PHOTO": OPTIONAL_TASKS,
+    "VIDEO": ("process_clip", "process_caption"),
+    "AUDIO": (),
+    "DOCUMENT": (),
+}
 _FINAL = {"completed", "cancelled", "discarded"}
+
+
+def tasks_for(asset_type: str, enabled: frozenset[str] | set[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The tasks of an asset of this type: the required ones, and the ML ones among `enabled`."""
+    return TASKS_BY_TYPE[asset_type] + tuple(t for t in ML_TASKS_BY_TYPE[asset_type] if t in enabled)
 
 
 def status_of(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -281,6 +294,12 @@ class Asset(Aggregate):
     def record_caption(self, model: str, caption: str) -> None:
         """An AI description of the image (not the user's own `description`)."""
         self.enrichments["caption"] = {"model": model, "caption": caption}
+
+    @event("EnrichmentSkipped")
+    def record_enrichment_skipped(self, task: str, reason: str) -> None:
+        """An ML task ran with no model configured: nothing was computed (the reason says which
+        setting turns it on). An earlier result of the task stays."""
+        self.enrichments.setdefault("skipped", {})[task] = reason
 
     @property
     def status(self) -> dict[str, Any]:

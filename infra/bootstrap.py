@@ -54,7 +54,7 @@ class Services:
     def start_processing(self, queues: list[str] | None = None, processors: dict[str, str] | None = None) -> None:
         """Embedded processing: the in-process bus, the relay feeding it, and a worker."""
         from infra.bus import InProcessBus
-        from processors.registry import PROCESSORS
+        from processors.registry import PROCESSORS, processors_for
         from processors.relay import JobRelay
         from processors.worker import Worker
 
@@ -65,7 +65,7 @@ class Services:
         self.relay.start()
         self.worker = Worker(
             self, self.bus, queues or list(PROCESSORS), self.settings.worker_concurrency,
-            self.settings.job_timeout_seconds, processors,
+            self.settings.job_timeout_seconds, processors or processors_for(self.settings),
         )
         self.worker.start()
 
@@ -156,6 +156,9 @@ def bootstrap(settings: Settings) -> Services:
         max_attempts=settings.job_max_attempts,
         backoff_base_seconds=settings.job_backoff_base_seconds,
     )
+    from processors.ml import enabled_tasks
+
+    app.enrichment_tasks = enabled_tasks(settings)  # ML tasks with a model: uploads enqueue them
     db = Database(settings)
     runners = {
         name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)

@@ -14,10 +14,13 @@ when one is configured; otherwise none.
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger("darkroom.embedding")
 
 
 @runtime_checkable
@@ -47,4 +50,14 @@ def load_embedder(settings: Any) -> Embedder | None:
     spec = getattr(settings, "embedder", "") or ""
     if spec:
         return load_factory(spec)(settings)
+    if (getattr(settings, "model_clip", "") or "").strip():
+        # The CLIP model's text side, in this process (the API's): torch is imported only here.
+        # Without the [ml] extra, or with a model that does not load, the server still starts
+        # and semantic search answers 503 with the reason logged.
+        try:
+            from processors.ml.clip import ClipEmbedder
+
+            return ClipEmbedder(settings)
+        except Exception:
+            log.exception("semantic search is off: the CLIP model %s does not load", settings.model_clip)
     return None

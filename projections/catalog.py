@@ -18,15 +18,17 @@ CATALOG_COLUMNS = (
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
     "storage_path, is_deleted, deleted_at, status, specific_metadata, version, taken_local, "
     "metadata_overrides, extracted_metadata, thumbnails, web, camera_make, lens_model, lens_key, "
-    "is_raw, filename_lower, taken_utc"
+    "is_raw, filename_lower, taken_utc, enrichments"
 )
-_JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web"})
+_JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web",
+                           "enrichments"})
 _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 
 
 class CatalogProjection(Projection):
     name = "catalog"
     tables = ("catalog_assets",)
+    schema_version = 2  # 2: ML enrichments (embedding, species, OCR, faces, caption)
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("catalog_assets")
@@ -65,7 +67,8 @@ class CatalogProjection(Projection):
                 lens_key TEXT,
                 is_raw BIGINT NOT NULL DEFAULT 0,
                 filename_lower TEXT NOT NULL,
-                taken_utc TEXT
+                taken_utc TEXT,
+                enrichments TEXT NOT NULL DEFAULT '{{}}'
             )"""
         )
         tx.execute(
@@ -115,7 +118,7 @@ class CatalogProjection(Projection):
             "metadata_overrides": {}, "extracted_metadata": {}, "thumbnails": {}, "web": {},
             "camera_make": None, "lens_model": None, "lens_key": None,
             "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0,
-            "filename_lower": e.original_filename.lower(), "taken_utc": None,
+            "filename_lower": e.original_filename.lower(), "taken_utc": None, "enrichments": {},
         }
 
     @staticmethod
@@ -188,9 +191,56 @@ class CatalogProjection(Projection):
     def web_version_generated(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, web={e.kind: e.info} if e.kind != "skipped" else {})
 
+    # -- ML enrichments: the latest result of each task, under its part of GET /assets/{id} -----
+
+    @staticmethod
+    def _enrich(row: Row | None, e: Any, part: str, value: dict[str, Any]) -> Row | None:
+        if row is None:
+            return None
+        enrichments = dict(row["enrichments"])
+        enrichments[part] = value
+        skipped = {k: v for k, v in enrichments.get("skipped", {}).items() if k != TASK_OF_PART[part]}
+        enrichments["skipped"] = skipped
+        if not skipped:
+            del enrichments["skipped"]
+        return CatalogProjection._stamp(row, e, enrichments=enrichments)
+
+    @handles("Asset.EmbeddingRecorded")
+    def embedding_recorded(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "embedding", {"model": e.model, "dimension": len(e.vector)})
+
+    @handles("Asset.SpeciesRecorded")
+    def species_recorded(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "species", {"model": e.model, "predictions": list(e.predictions)})
+
+    @handles("Asset.TextRecognised")
+    def text_recognised(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "ocr", {"model": e.model, "text": e.text, "lines": list(e.lines)})
+
+    @handles("Asset.FacesDetected")
+    def faces_detected(self, row: Row | None, e: Any) -> Row | None:
+        # Boxes and people come from the people read model; the catalog keeps the summary.
+        return self._enrich(row, e, "faces", {"model": e.model, "count": len(e.faces)})
+
+    @handles("Asset.CaptionRecorded")
+    def caption_recorded(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "caption", {"model": e.model, "caption": e.caption})
+
+    @handles("Asset.EnrichmentSkipped")
+    def enrichment_skipped(self, row: Row | None, e: Any) -> Row | None:
+        if row is None:
+            return None
+        enrichments = dict(row["enrichments"])
+        enrichments["skipped"] = {**enrichments.get("skipped", {}), e.task: e.reason}
+        return self._stamp(row, e, enrichments=enrichments)
+
     @handles("Asset.Deleted")
     def deleted(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))
+
+
+TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr": "process_ocr",
+                "faces": "process_face", "caption": "process_caption"}
 
 
 def sortable_time(value: str | None) -> str | None:

@@ -7,6 +7,7 @@ from projections.base import Projection
 from projections.catalog import CatalogProjection
 from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
+from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
@@ -14,5 +15,6 @@ PROJECTIONS: dict[str, type[Projection]] = {
     AlbumsProjection.name: AlbumsProjection,
     JobsProjection.name: JobsProjection,
     FacetsProjection.name: FacetsProjection,
+    PeopleProjection.name: PeopleProjection,
     SearchIndexProjection.name: SearchIndexProjection,
 }

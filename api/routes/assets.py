@@ -182,6 +182,10 @@ async def upload_asset(ctx: Ctx) -> web.Response:
        response=AssetDTO, query=(
            QueryParam("include_thumbnails", "boolean", "thumbnail sizes and URLs (default true)"),
            QueryParam("include_albums", "boolean", "albums containing the asset (default true)"),
+           QueryParam("include_species", "boolean", "zero-shot species, top-k (default true)"),
+           QueryParam("include_ocr", "boolean", "text found in the image, with boxes (default false)"),
+           QueryParam("include_faces", "boolean", "faces with boxes and people (default false)"),
+           QueryParam("include_ai_descriptions", "boolean", "the AI caption (default false)"),
        ))
 async def get_asset(ctx: Ctx) -> web.Response:
     asset_id = _asset_id(ctx)
@@ -205,7 +209,37 @@ async def get_asset(ctx: Ctx) -> web.Response:
         asset["web_audio_url"] = f"{PREFIX}/assets/{asset_id}/audio/web"
     if include_albums:
         asset["albums"] = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
+    await _enrichments(ctx, row, asset)
     return ok(asset)
+
+
+# include_* parameter -> (part of the response, part in the catalog's enrichments, ML task)
+_ML_PARTS = (
+    ("include_species", True, "species", "species", "process_species"),
+    ("include_ocr", False, "ocr", "ocr", "process_ocr"),
+    ("include_faces", False, "faces", "faces", "process_face"),
+    ("include_ai_descriptions", False, "ai_description", "caption", "process_caption"),
+)
+
+
+async def _enrichments(ctx: Ctx, row: dict[str, Any], asset: dict[str, Any]) -> None:
+    """The ML parts asked for: the latest result, `{skipped: why}` when the task ran without a
+    model, or null when there is nothing (yet)."""
+    enrichments = json.loads(row["enrichments"]) if isinstance(row["enrichments"], str) else row["enrichments"]
+    skipped = enrichments.get("skipped", {})
+    for param, default, key, part, task in _ML_PARTS:
+        if not ctx.query_bool(param, default):
+            continue
+        value = enrichments.get(part)
+        if value is None:
+            asset[key] = {"skipped": skipped[task]} if task in skipped else None
+            continue
+        value = dict(value)
+        if part == "faces":
+            from projections.people import People
+
+            value["faces"] = await ctx.run(People(ctx.services.db).faces_of, ctx.user_id, row["asset_id"])
+        asset[key] = value
 
 
 async def _changed(ctx: Ctx, asset_id: UUID, position: int) -> web.Response:
