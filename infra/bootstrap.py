@@ -143,6 +143,8 @@ class Services:
             self.daemon.stop()
         if self.search is not None:
             self.search.close()
+        if self.embedder is not None and hasattr(self.embedder, "close"):
+            self.embedder.close()  # the CLIP model of semantic search: free its (GPU) memory
         self.app.close()
         self.db.close()
 

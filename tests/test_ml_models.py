@@ -241,3 +241,21 @@ def test_the_server_imports_without_torch(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "None"
+
+
+def test_the_clip_embedder_is_the_text_side_of_the_recorded_image_vectors(ml, tmp_path):
+    from infra.embedding import Embedder, load_embedder
+
+    settings = make_settings(tmp_path, "sqlite", model_clip=str(ml["clip"]), ml_device="cpu")
+    embedder = load_embedder(settings)
+    assert isinstance(embedder, Embedder) and embedder.model_id == "clip" and embedder.dimension == 16
+    [text] = embedder.embed_texts(["a red dog"])
+    assert len(text) == 16 and abs(np.linalg.norm(text) - 1) < 1e-5
+    recorded = process_clip(job_for(PHOTO, tmp_path), model=str(ml["clip"]), device="cpu", batch_size="4")
+    assert recorded["model"] == embedder.model_id
+    assert np.allclose(embedder.embed_images([PHOTO])[0], recorded["vector"], atol=1e-5)
+    embedder.close()
+    assert ("clip", str(ml["clip"]), "cpu") not in registry._CACHE
+    # A model that does not load leaves semantic search off; the server still starts.
+    broken = make_settings(tmp_path, "sqlite", model_clip=str(tmp_path / "missing-model"))
+    assert load_embedder(broken) is None

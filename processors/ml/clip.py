@@ -138,6 +138,8 @@ class ClipEmbedder:
         return self._clip.embed_images([photo(Path(p)) for p in paths]).tolist()
 
     def close(self) -> None:
-        from processors.ml.models import release
+        """Free the model (the server calls this on shutdown)."""
+        from processors.ml.models import forget
 
-        release()
+        self._clip = None  # type: ignore[assignment]
+        forget("clip", self.choice.model, self.choice.device)

@@ -95,16 +95,27 @@ def _quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
-def release() -> None:
-    """Drop every loaded model and return the memory (GPU memory included)."""
-    _CACHE.clear()
-    gc.collect()
+def forget(kind: str, model: str, device: str) -> None:
+    """Drop one loaded model (its memory goes once nothing else holds it)."""
+    if _CACHE.pop((kind, model, device), None) is not None:
+        gc.collect()
+        _empty_cuda_cache()
+
+
+def _empty_cuda_cache() -> None:
     try:
         import torch
     except ImportError:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def release() -> None:
+    """Drop every loaded model and return the memory (GPU memory included)."""
+    _CACHE.clear()
+    gc.collect()
+    _empty_cuda_cache()
 
 
 atexit.register(release)
