@@ -88,6 +88,21 @@ def test_a_model_loads_once_per_process_however_many_jobs(ml, tmp_path):
     assert registry.LOADS[key] == before + 2
 
 
+def test_a_worker_child_loads_a_model_once_for_all_its_jobs(ml, tmp_path):
+    """The worker's pool: forkserver children, as processors/worker.py makes them."""
+    import multiprocessing
+
+    from pebble import ProcessPool
+
+    spec = with_options("processors.ml.clip:process_clip", model=str(ml["clip"]), device="cpu", batch_size=4)
+    job = job_for(PHOTO, tmp_path)
+    with ProcessPool(max_workers=1, context=multiprocessing.get_context("forkserver")) as pool:
+        results = [pool.schedule(run, args=(spec, job)).result(timeout=120) for _ in range(3)]
+        loads = pool.schedule(registry.loaded).result(timeout=30)
+    assert results[0] == results[1] == results[2]
+    assert loads == {("clip", str(ml["clip"]), "cpu"): 1}
+
+
 def test_a_video_is_embedded_from_its_sampled_frames(ml, tmp_path):
     result = process_clip(job_for(VIDEO, tmp_path), model=str(ml["clip"]), device="cpu", batch_size="2")
     assert result["frames"] == 4

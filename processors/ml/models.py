@@ -95,6 +95,11 @@ def _quiet() -> None:
     hf_logging.disable_progress_bar()
 
 
+def loaded() -> dict[tuple[str, str, str], int]:
+    """How many times each model was loaded in this process (1 each, unless released)."""
+    return dict(LOADS)
+
+
 def forget(kind: str, model: str, device: str) -> None:
     """Drop one loaded model (its memory goes once nothing else holds it)."""
     if _CACHE.pop((kind, model, device), None) is not None:
