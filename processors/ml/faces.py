@@ -15,6 +15,8 @@ from typing import Any
 from PIL import Image
 
 DETECTION_THRESHOLD = 0.7
+# Detectors work at up to 1333 px (DETR's default): small faces need the pixels.
+DETECT_LONGEST = 1333
 MAX_FACES = 64
 MIN_FACE_PIXELS = 8
 
@@ -109,7 +111,7 @@ def process_face(job: Any, model: str | None = None, device: str | None = None,
     choice = choice_for("process_face", model, device, batch_size)
     if not choice.model:
         return {"skipped": skipped_reason("process_face")}
-    image = job_images(job, frames=1)[0]
+    image = job_images(job, frames=1, longest=DETECT_LONGEST)[0]
     models = cached("face", choice.model, choice.device, lambda: FaceModels(choice))
     detections = models.detect([image], DETECTION_THRESHOLD if threshold is None else float(threshold))[0]
     kept, crops = [], []

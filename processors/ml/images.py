@@ -16,20 +16,23 @@ from infra.media_types import RAW_MIME_TYPES
 from processors import thumbnails
 from processors.base import JobInput, UnprocessableMedia
 
-# Models look at a few hundred pixels at most: decode no larger than this (shrink-on-load).
-DECODE_LONGEST = 1024
+# Models look at a few hundred pixels (CLIP 224, captioners 224-384): decode no larger than this,
+# with shrink-on-load. Face detectors and OCR ask for more (`longest`).
+DECODE_LONGEST = 512
 # Video: frames at these fractions of the duration (an evenly spread sample of the content).
 VIDEO_FRACTIONS = (0.1, 0.35, 0.6, 0.85)
 
 
-def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS)) -> list[Image.Image]:
-    """One picture for a photo; up to `frames` sampled frames for a video (in time order)."""
+def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS),
+               longest: int = DECODE_LONGEST) -> list[Image.Image]:
+    """One picture for a photo; up to `frames` sampled frames for a video (in time order); the
+    longest side at most `longest`."""
     path = Path(job.original_path)
     try:
         if job.asset_type == "PHOTO":
-            return [photo(path, job.mime_type)]
+            return [photo(path, job.mime_type, longest)]
         if job.asset_type == "VIDEO":
-            return video_frames(path, frames)
+            return video_frames(path, frames, longest)
     except UnprocessableMedia:
         raise
     except pyvips.Error as e:
@@ -39,12 +42,23 @@ def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS)) -> list[Image.
     raise UnprocessableMedia(f"no pictures to look at in a {job.asset_type}")
 
 
-def photo(path: Path, mime_type: str = "") -> Image.Image:
+def photo(path: Path, mime_type: str = "", longest: int = DECODE_LONGEST) -> Image.Image:
+    """The photo as displayed (orientation, sRGB), decoded straight at `longest` px: JPEG and
+    WebP shrink on load, so a 20 MP file costs a fraction of a full decode."""
     if mime_type in RAW_MIME_TYPES:
         image = thumbnails._raw_image(path)
     else:
-        image = thumbnails._photo_renditions(path)["medium"]()  # 1024 px, oriented, sRGB
-    return to_pil(thumbnails._fit(image, DECODE_LONGEST))
+        try:
+            header = pyvips.Image.new_from_file(str(path), fail_on="error")
+        except pyvips.Error as e:
+            raise UnprocessableMedia(f"not a readable image: {thumbnails._vips_message(e)}") from e
+        loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
+        if loader.startswith("heifload") and thumbnails._heif_needs_libheif(header):
+            image = thumbnails._heif_decode(path)
+        else:
+            image = pyvips.Image.thumbnail(str(path), longest, height=longest, size="down",
+                                           fail_on="error", **thumbnails._colour_args(header))
+    return to_pil(thumbnails._fit(image, longest))
 
 
 def to_pil(image: pyvips.Image) -> Image.Image:
@@ -61,7 +75,7 @@ def to_pil(image: pyvips.Image) -> Image.Image:
     return Image.fromarray(array, "RGB")
 
 
-def video_frames(path: Path, count: int = len(VIDEO_FRACTIONS)) -> list[Image.Image]:
+def video_frames(path: Path, count: int = len(VIDEO_FRACTIONS), longest: int = DECODE_LONGEST) -> list[Image.Image]:
     """Frames at evenly spread points of the video, as displayed (rotation honoured)."""
     fractions = VIDEO_FRACTIONS if count == len(VIDEO_FRACTIONS) else tuple(
         (i + 0.5) / count for i in range(count))
@@ -80,7 +94,7 @@ def video_frames(path: Path, count: int = len(VIDEO_FRACTIONS)) -> list[Image.Im
             clockwise = int(round(-(getattr(frame, "rotation", 0) or 0) / 90.0)) % 4
             if clockwise:
                 picture = picture.rotate(-90 * clockwise, expand=True)
-            picture.thumbnail((DECODE_LONGEST, DECODE_LONGEST))
+            picture.thumbnail((longest, longest))
             out.append(picture)
     if not out:
         raise UnprocessableMedia("no decodable video frame")

@@ -145,8 +145,7 @@ def process_ocr(job: Any, model: str | None = None, device: str | None = None,
     if not choice.model:
         return {"skipped": skipped_reason("process_ocr")}
     threshold = MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
-    image = job_images(job, frames=1)[0]
-    image.thumbnail((DETECT_LONGEST, DETECT_LONGEST))
+    image = job_images(job, frames=1, longest=DETECT_LONGEST)[0]
     boxes = find_text_lines(np.asarray(image.convert("L")))
     recogniser = cached("ocr", choice.model, choice.device, lambda: Recogniser(choice))
     read = recogniser.read([crop_line(image, box) for box in boxes]) if boxes else []
