@@ -45,6 +45,13 @@ _JSON = frozenset({"embedding", "sources"})
 _TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
 
 
+def _text_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    """The row of `search_text` a document has (None: none, as for a deleted asset)."""
+    if doc["is_deleted"]:
+        return None
+    return tuple(doc[c] or "" for c in _TEXT_COLUMNS)
+
+
 def doc_id_of(asset_id: str) -> int:
     """A stable 63-bit integer per asset: FTS5 rowids and vector slots are integers."""
     return uuid.UUID(asset_id).int >> 65
@@ -53,7 +60,7 @@ def doc_id_of(asset_id: str) -> int:
 class SearchIndexProjection(Projection):
     name = "search_index"
     tables = ("search_documents", "search_generation", "search_text")
-    schema_version = 1
+    schema_version = 2  # 2: an index per filter column
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -88,8 +95,17 @@ class SearchIndexProjection(Projection):
             )"""
         )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'seq')} ON {table} (seq)")
+        # Substring searches start from the FTS rowids; semantic search lists candidates by model
+        # from the index alone (rows are wide: they hold the vector).
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'doc_id')} ON {table} (doc_id)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'model')} "
+                   f"ON {table} (owner_id, is_deleted, embedding_model, doc_id)")
         tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_sort')} "
                    f"ON {table} (owner_id, is_deleted, sort_time, asset_id)")
+        # What filters narrow by, each with the listing order behind it (as the catalog has).
+        for column in ("camera_make", "lens_key", "rating", "liked", "type", "taken_utc"):
+            tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
+                       f"ON {table} (owner_id, is_deleted, {column}, sort_time)")
         # Prefix and suffix searches are range scans on these.
         for column in ("filename_lower", "filename_reversed"):
             tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
@@ -121,6 +137,7 @@ class SearchIndexProjection(Projection):
             ):
                 for column in _JSON:
                     row[column] = json.loads(row[column]) if row[column] is not None else None
+                row["_indexed_text"] = _text_of(row)  # what search_text holds for it now
                 states[row["asset_id"]] = row
         return states
 
@@ -139,15 +156,24 @@ class SearchIndexProjection(Projection):
             ))
         upsert(tx, table, DOCUMENT_COLUMNS, "asset_id", rows)
         if tx.dialect == "sqlite":
+            # Only documents whose text changed touch the FTS table (most events are ratings,
+            # likes, embeddings): an FTS5 delete costs as much as an insert.
             text = self.t("search_text")
-            doc_ids = [s["doc_id"] for s in states.values()]
-            for part in chunks(doc_ids):
+            stale, fresh = [], []
+            for state in states.values():
+                before = state.get("_indexed_text")
+                now = _text_of(state)
+                if before == now:
+                    continue
+                if before is not None:
+                    stale.append(state["doc_id"])
+                if now is not None:
+                    fresh.append((state["doc_id"], *now))
+                state["_indexed_text"] = now
+            for part in chunks(stale):
                 tx.execute(f"DELETE FROM {text} WHERE rowid IN ({', '.join('?' * len(part))})", part)
-            tx.executemany(
-                f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                [(s["doc_id"], *(s[c] or "" for c in _TEXT_COLUMNS)) for s in states.values()
-                 if not s["is_deleted"]],
-            )
+            tx.executemany(f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
+                           fresh)
 
     # -- reducers --------------------------------------------------------------------------------
 

@@ -99,8 +99,13 @@ class SearchService:
         return bool(self.elastic.ready and self.elastic.healthy)
 
     def _fail(self, exc: Exception) -> None:
+        from elasticsearch import BadRequestError
+
         from infra.search.elastic import describe
 
+        if isinstance(exc, BadRequestError):  # this query (a glob too complex for Lucene), not the node
+            log.info("search: Elasticsearch refused a query (%s); answering it from SQL", describe(exc))
+            return
         log.warning("search: Elasticsearch query failed (%s); answering from SQL", describe(exc))
         self.elastic.error = describe(exc)
         self._retry_at = time.monotonic() + 2.0

@@ -195,6 +195,7 @@ class ElasticIndex:
         self.error: str | None = None  # the last failure, until a catch-up succeeds
         self.indexed = 0
         self.ready = False  # an index stands behind the alias, caught up at least once
+        self._known: tuple[str, str] | None = None  # (generation, index) the alias was seen on
         self._lock = threading.Lock()
         with db.transaction() as tx:
             if not db.table_exists(tx, MIRRORS_TABLE):
@@ -245,11 +246,14 @@ class ElasticIndex:
             after = int(rows[-1]["seq"])
             yield rows, after
 
-    def _bulk(self, index: str, rows: list[dict[str, Any]], refresh: bool) -> None:
+    def _bulk(self, index: str, rows: list[dict[str, Any]], refresh: bool, require_alias: bool = False) -> None:
         actions = ({"_op_type": "index", "_index": index, "_id": r["asset_id"], "_version": int(r["version"]),
                     "_version_type": "external_gte", "_source": document(r)} for r in rows)
+        # require_alias: were the alias gone (a wiped node), a write must fail, not auto-create an
+        # index of that name with a guessed mapping.
+        extra = {"require_alias": True} if require_alias else {}
         _, errors = helpers.bulk(self.client, actions, raise_on_error=False, refresh=refresh,
-                                 chunk_size=1000, max_chunk_bytes=20 * 1024 * 1024)
+                                 chunk_size=1000, max_chunk_bytes=20 * 1024 * 1024, **extra)
         # 409: Elasticsearch holds a newer version of that document already, which is the point.
         failed = [e for e in errors if next(iter(e.values())).get("status") != 409]
         if failed:
@@ -263,6 +267,7 @@ class ElasticIndex:
             try:
                 count = self._catch_up()
             except Exception as exc:
+                self._known = None  # look at the alias again next time
                 if self.error is None:
                     log.warning("search index: Elasticsearch at %s failed (%s); filters and filename "
                                 "search answer from SQL until it is back", self.url, describe(exc))
@@ -280,12 +285,15 @@ class ElasticIndex:
         if generation is None:
             return 0
         state = self._state()
-        target = self._alias_target()
-        if state is None or state["generation"] != generation or target is None or target != state["index_name"]:
-            return self.rebuild(generation)
+        if state is None or self._known != (generation, state["index_name"]):
+            target = self._alias_target()
+            if state is None or state["generation"] != generation or target is None or target != state["index_name"]:
+                return self.rebuild(generation)
+            self._known = (generation, target)
+        target = state["index_name"]
         sent, seq = 0, int(state["seq"])
         for rows, seq in self._windows(seq, generation):
-            self._bulk(self.alias, rows, refresh=True)
+            self._bulk(self.alias, rows, refresh=True, require_alias=True)
             sent += len(rows)
             self._save_state(generation, seq, target)
         return sent
@@ -316,6 +324,7 @@ class ElasticIndex:
         for o in old:
             self.client.options(ignore_status=404).indices.delete(index=o)
         self._save_state(generation, seq, name)
+        self._known = (generation, name)
         log.info("search index: built %s with %d documents in %.1f s and moved %s to it",
                  name, sent, time.monotonic() - started, self.alias)
         return sent

@@ -11,9 +11,11 @@ table by `seq` (only rows changed since the last look are read), and starts over
 is swapped for a rebuilt copy (a new generation). Slots are append-only: a changed vector takes a
 new slot and the old one is simply never selected again.
 
-A query scores the candidate set exactly when it is small (a matrix product over at most
-`EXACT_LIMIT` vectors, a few ms), and walks the HNSW graph restricted to the candidates' slots
-otherwise, as Elasticsearch does for its filtered kNN.
+A query scores the candidate set exactly when it is small enough (a matrix product over at most
+`EXACT_LIMIT` vectors: about 1 ms for 25k x 64, 20 ms for 200k x 512), and walks the HNSW graph
+restricted to the candidates' slots otherwise, as Elasticsearch does for its filtered kNN. The
+graph is built on the first query that needs it (measured: 25 s for 100k x 64 on 2 cores, which
+is why the exact scan reaches as far as it does).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-EXACT_LIMIT = 20_000
+EXACT_LIMIT = 200_000
 
 
 class VectorIndex:
