@@ -149,7 +149,7 @@ class AssetDTO(BaseModel):
     species: SpeciesPart | None = None
     ocr: OcrPart | None = None
     faces: FacesPart | None = None
-    ai_description: CaptionPart | None = None
+    ai_descriptions: CaptionPart | None = None
 
 
 class AssetPage(BaseModel):

@@ -123,7 +123,7 @@ async def test_an_uploaded_photo_gets_every_enrichment_and_get_returns_them(enri
     species = asset["species"]
     assert species["model"] == "clip" and len(species["predictions"]) == 5
     assert [p["score"] for p in species["predictions"]] == sorted((p["score"] for p in species["predictions"]), reverse=True)
-    assert asset["ai_description"]["model"] == "caption" and isinstance(asset["ai_description"]["caption"], str)
+    assert asset["ai_descriptions"]["model"] == "caption" and isinstance(asset["ai_descriptions"]["caption"], str)
     faces = asset["faces"]
     assert faces["model"] == "detector+embedder" and faces["count"] == len(faces["faces"]) >= 1
     assert all(len(f["box"]) == 4 and f["person_id"] for f in faces["faces"])
@@ -134,7 +134,7 @@ async def test_an_uploaded_photo_gets_every_enrichment_and_get_returns_them(enri
     assert [line["box"][1] for line in page["ocr"]["lines"]] == sorted(line["box"][1] for line in page["ocr"]["lines"])
     # Defaults: species shown, the rest only when asked for.
     plain = (await user.call("GET", f"/assets/{ids['photo']}"))["data"]
-    assert "species" in plain and not {"ocr", "faces", "ai_description"} & set(plain)
+    assert "species" in plain and not {"ocr", "faces", "ai_descriptions"} & set(plain)
 
     # The events on the asset, and the embedding's model is the one the text side reports.
     aggregate = services.app.repository.get(UUID(ids["photo"]))
@@ -163,7 +163,7 @@ async def test_enrichments_survive_a_rebuild_and_reprocess_records_them_again(en
     assert answer["data"]["retry_tasks"] == ["process_caption", "process_face"]
     await settle(services)
     again = (await user.call("GET", f"/assets/{ids['photo']}?{ALL_PARTS}"))["data"]
-    assert again["ai_description"] == before["photo"]["ai_description"]
+    assert again["ai_descriptions"] == before["photo"]["ai_descriptions"]
     # The same faces again: they leave their people and join the same ones back.
     assert [f["person_id"] for f in again["faces"]["faces"]] == [f["person_id"] for f in before["photo"]["faces"]["faces"]]
     topics = [type(e).__qualname__ for e in services.app.repository.event_store.get(UUID(ids["photo"]))]
@@ -210,7 +210,7 @@ async def test_a_model_that_fails_makes_the_asset_warning_not_failed(
     assert jobs["process_caption"]["state"] == "discarded" and jobs["process_caption"]["attempt"] == 2
     assert jobs["process_clip"]["state"] == "completed" and "process_ocr" not in jobs
     asset = (await user.call("GET", f"/assets/{asset_id}?include_ai_descriptions=true"))["data"]
-    assert asset["status"]["state"] == "warning" and asset["ai_description"] is None
+    assert asset["status"]["state"] == "warning" and asset["ai_descriptions"] is None
     # The worker goes on: another photo still gets its embedding.
     other = (await user.upload(MEDIA / "photo" / "kodak_dx4330.jpg"))["data"]["asset_id"]
     await settle(services)

@@ -218,7 +218,7 @@ _ML_PARTS = (
     ("include_species", True, "species", "species", "process_species"),
     ("include_ocr", False, "ocr", "ocr", "process_ocr"),
     ("include_faces", False, "faces", "faces", "process_face"),
-    ("include_ai_descriptions", False, "ai_description", "caption", "process_caption"),
+    ("include_ai_descriptions", False, "ai_descriptions", "caption", "process_caption"),
 )
 
 
