@@ -13,8 +13,10 @@ A message is never held back for its `not_before`: a job that is not due yet is 
 claim and acknowledged, and the scheduler (`processors/scheduler.py`) publishes it again when it
 becomes due, so nothing waits on a partition.
 
-KafkaConsumer is not thread-safe: each consuming thread gets its own consumers (one per queue),
-and acks on the thread that consumed.
+KafkaConsumer is not thread-safe: each consuming thread gets its own consumer per queue, and acks
+on the thread that consumed. Workers give each queue threads of their own (`consumer_per_queue`):
+a thread that polled several consumers in turn left their groups stuck rebalancing until the
+session timed out (kafka-python only rejoins inside `poll`).
 """
 
 from __future__ import annotations
@@ -113,6 +115,9 @@ class _ThreadConsumers(threading.local):
 class KafkaBus:
     """The Bus on Apache Kafka; also the relay's producer and the scheduler's view of groups."""
 
+    # Workers poll each queue's consumer from threads of its own (see Worker.start).
+    consumer_per_queue = True
+
     def __init__(self, config: KafkaConfig, client_id: str = "darkroom",
                  max_poll_interval_ms: int = 360000, request_timeout_ms: int = 15000) -> None:
         self.config = config
@@ -120,6 +125,7 @@ class KafkaBus:
         self.max_poll_interval_ms = max(max_poll_interval_ms, config.session_timeout_ms + 1000)
         self.request_timeout_ms = request_timeout_ms
         self._lock = threading.Lock()
+        self._admin_lock = threading.RLock()  # the admin client takes one request at a time
         self._producer: KafkaProducer | None = None
         self._admin: KafkaAdminClient | None = None
         self._local = _ThreadConsumers()
@@ -206,29 +212,34 @@ class KafkaBus:
     def ensure_topics(self, queues: list[str], events: bool = False) -> None:
         """Create the job topics (and the events topic) with our partition count, once."""
         wanted = [self.config.job_topic(q) for q in queues] + ([self.config.events_topic] if events else [])
-        missing = [t for t in wanted if t not in self._topics]
-        if not missing:
+        if all(t in self._topics for t in wanted):
             return
-        result = self.admin().create_topics(
-            {t: {"num_partitions": self.config.partitions, "replication_factor": 1} for t in missing},
-            raise_errors=False, wait_for_metadata=True,
-        )
-        for topic in result["topics"]:
-            if topic["error_code"] not in (0, 36):  # 36: it exists already
-                raise KafkaError(f"cannot create topic {topic['name']}: {topic['error_message']}")
-        self._topics.update(missing)
+        with self._admin_lock:
+            missing = [t for t in wanted if t not in self._topics]
+            if not missing:
+                return
+            result = self.admin().create_topics(
+                {t: {"num_partitions": self.config.partitions, "replication_factor": 1} for t in missing},
+                raise_errors=False, wait_for_metadata=True,
+            )
+            for topic in result["topics"]:
+                if topic["error_code"] not in (0, 36):  # 36: it exists already
+                    raise KafkaError(f"cannot create topic {topic['name']}: {topic['error_message']}")
+            self._topics.update(missing)
 
     def group_members(self, queue: str) -> set[str] | None:
         """Client ids in the queue's consumer group, when the group is settled (Stable or Empty);
         None while it rebalances or cannot be asked."""
         group = self.config.group(queue)
-        described = self.admin().describe_groups([group]).get(group)
+        with self._admin_lock:
+            described = self.admin().describe_groups([group]).get(group)
         if not described or described.get("group_state") not in ("Stable", "Empty"):
             return None
         return {m["client_id"] for m in described["members"]}
 
     def delete_topics(self, topics: list[str]) -> None:
-        self.admin().delete_topics(topics, raise_errors=False)
+        with self._admin_lock:
+            self.admin().delete_topics(topics, raise_errors=False)
 
     # -- consuming -----------------------------------------------------------------------------
 

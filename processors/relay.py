@@ -104,11 +104,21 @@ BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 10.0
 
 
+# Below the broker's default max.message.bytes (1 MiB): a bigger record would stall the relay.
+MAX_EVENT_BYTES = 900_000
+
+
 def event_value(position: int, topic: str, event: Any) -> bytes:
-    """The `<prefix>.events` record: the export's shape plus the stored topic."""
+    """The `<prefix>.events` record: the export's shape plus the stored topic. An event too big
+    for Kafka goes out without its payload (`payload_omitted`); the export still has it."""
     record = event_record(position, event)
     record["topic"] = topic
-    return json.dumps(record, separators=(",", ":"), default=str).encode()
+    value = json.dumps(record, separators=(",", ":"), default=str).encode()
+    if len(value) > MAX_EVENT_BYTES:
+        record["payload"] = {}
+        record["payload_omitted"] = len(value)
+        value = json.dumps(record, separators=(",", ":"), default=str).encode()
+    return value
 
 
 class OutboxRelay:

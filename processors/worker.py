@@ -69,6 +69,7 @@ class Worker:
         self.busy = 0
         self.taken = 0  # jobs this worker claimed since it started
         self._busy_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._releasing = False
 
     def start(self) -> None:
@@ -77,8 +78,15 @@ class Worker:
             max_workers=self.concurrency, max_tasks=500,
             context=multiprocessing.get_context("forkserver"),
         )
-        for i in range(self.concurrency):
-            t = threading.Thread(target=self._consume, name=f"worker-{i}", daemon=True)
+        # A bus with a consumer per queue (Kafka: one consumer group per queue) gets threads per
+        # queue, each polling one consumer only, so every consumer keeps up with its group's
+        # rebalances; the slots still bound the jobs running at once to `concurrency`.
+        if getattr(self.bus, "consumer_per_queue", False):
+            lanes = [([q], f"worker-{q}-{i}") for q in self.queues for i in range(self.concurrency)]
+        else:
+            lanes = [(self.queues, f"worker-{i}") for i in range(self.concurrency)]
+        for queues, name in lanes:
+            t = threading.Thread(target=self._consume, args=(queues,), name=name, daemon=True)
             t.start()
             self._threads.append(t)
         if self.rescue_enabled:
@@ -114,14 +122,17 @@ class Worker:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _consume(self) -> None:
+    def _consume(self, queues: list[str]) -> None:
         while not self._stop.is_set():
             message = None
             try:
-                message = self.bus.consume(self.queues, timeout=0.5)
+                message = self.bus.consume(queues, timeout=0.5)
                 if message is None:
                     continue
-                self.handle(message.job_id)
+                with self._slots:  # claim only when a slot is free: a claimed job runs at once
+                    if self._stop.is_set():  # stopping: leave it unacknowledged for the next owner
+                        break
+                    self.handle(message.job_id)
                 self.bus.ack(message)
             except Exception:
                 if message is None:  # the bus itself failed (Kafka away): do not spin

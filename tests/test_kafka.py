@@ -321,3 +321,25 @@ def test_relay_restart_republishes_nothing_that_changes_results_and_events_repla
             seen.append(r["position"])
     assert all(v == sorted(v) for v in by_key.values())  # order per key, duplicates aside
     assert w.terminate() == 0
+
+
+def test_sigterm_releases_the_job_in_flight_and_leaves_the_group_at_once(kafka_darkroom):
+    k = kafka_darkroom()
+    services = k.serve()
+    w = k.worker("--concurrency", "1", "--grace", "1", f"--processor=metadata_asset={HERE}held", *OK_PROCESSORS[1:])
+    k.wait_joined([w])
+    outcome = services.app.upload(fake_upload(register_owner(services), 1))
+    wait_until(lambda: (services.jobs.get(outcome.task_id) or {}).get("state") == "running", 30, "the job to start")
+    stopping = time.monotonic()
+    assert w.terminate() == 0
+    assert time.monotonic() - stopping < 15  # the grace, not the job's 6 s or a session timeout
+    assert "1 released" in w.output(), w.output()[-2000:]
+    for queue in ("metadata_asset", "thumbnail_asset", "transcode_asset"):
+        assert k.admin_bus.group_members(queue) == set()  # left cleanly: the group is empty now
+    job = wait_until(lambda: (j := services.jobs.get(outcome.task_id)) and j["state"] == "retryable" and j, 10,
+                     "the released job to be retryable")
+    assert "released: worker" in job["errors"][0]["error"]
+    k.worker("--concurrency", "1", *OK_PROCESSORS)  # another worker picks the retry up
+    jobs = settle(services, timeout=60)
+    assert {j["state"] for j in jobs} == {"completed"}
+    assert services.jobs.get(outcome.task_id)["attempt"] == 2
