@@ -106,7 +106,9 @@ async def enriched(make_services: Any, ml: dict[str, Path], tmp_path: Path, aioh
     yield services, client, user, ids, jobs
 
 
-async def test_an_uploaded_photo_gets_every_enrichment_and_get_returns_them(enriched: Any) -> None:
+async def test_an_upload_gets_every_enrichment_which_get_returns_survives_a_rebuild_and_reprocesses(
+    enriched: Any,
+) -> None:
     services, _, user, ids, jobs = enriched
     by_asset: dict[str, dict[str, str]] = {}
     for job in jobs:
@@ -145,10 +147,19 @@ async def test_an_uploaded_photo_gets_every_enrichment_and_get_returns_them(enri
     events = [e for e in services.app.repository.event_store.get(UUID(ids["photo"]))
               if type(e).__qualname__ == "Asset.EmbeddingRecorded"]
     assert np.allclose(events[-1].vector, services.embedder.embed_images([PHOTO])[0], atol=1e-5)
+    # Semantic search ranks the processed assets by their recorded vectors against the query's
+    # text vector (random weights: which one wins is arbitrary, the order is not).
+    query = "a photo of the dog on a beach"
+    text = np.array(services.embedder.embed_texts([query])[0])
+    recorded = {aid: np.array([e for e in services.app.repository.event_store.get(UUID(aid))
+                               if type(e).__qualname__ == "Asset.EmbeddingRecorded"][-1].vector)
+                for aid in ids.values()}
+    found = (await user.call("POST", "/assets/search", json={"query": query, "search_type": "semantic"}))["data"]["assets"]
+    assert [a["asset_id"] for a in found] == sorted(recorded, key=lambda a: -float(text @ recorded[a]))
+    assert found[0]["score"] == pytest.approx(float(text @ recorded[found[0]["asset_id"]]), abs=1e-4)
 
-
-async def test_enrichments_survive_a_rebuild_and_reprocess_records_them_again(enriched: Any) -> None:
-    services, _, user, ids, _ = enriched
+    # All of it survives a rebuild of the read models (one processed library serves both parts
+    # of this scenario: processing it is the expensive step).
     before = {name: (await user.call("GET", f"/assets/{aid}?{ALL_PARTS}"))["data"] for name, aid in ids.items()}
     people_before = services.db.query("SELECT * FROM people ORDER BY person_id")
     faces_before = services.db.query("SELECT * FROM people_faces ORDER BY face_id")
