@@ -274,3 +274,20 @@ def test_the_clip_embedder_is_the_text_side_of_the_recorded_image_vectors(ml, tm
     # A model that does not load leaves semantic search off; the server still starts.
     broken = make_settings(tmp_path, "sqlite", model_clip=str(tmp_path / "missing-model"))
     assert load_embedder(broken) is None
+
+
+def test_broken_files_fail_with_a_message_never_a_crash_and_settings_come_from_the_environment(
+    ml, tmp_path, monkeypatch
+):
+    """As `darkroom worker` runs them: specs without options, the model from DARKROOM_MODEL_*."""
+    from tests.media_jobs import run_on_broken
+
+    monkeypatch.setenv("DARKROOM_MODEL_CLIP", str(ml["clip"]))
+    monkeypatch.setenv("DARKROOM_ML_DEVICE", "cpu")
+    outcomes = run_on_broken("processors.ml.clip:process_clip", MEDIA / "broken", tmp_path)
+    assert set(outcomes) == {p.name for p in (MEDIA / "broken").iterdir()}
+    for name, outcome in outcomes.items():
+        assert outcome["outcome"] in ("ok", "unprocessable", "unrecognised"), (name, outcome)
+        if outcome["outcome"] == "ok":
+            assert outcome["result"]["model"] == "clip" and len(outcome["result"]["vector"]) == 16
+    assert outcomes["corrupt_chunk.png"]["outcome"] == "unprocessable"
