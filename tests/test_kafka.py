@@ -343,3 +343,32 @@ def test_sigterm_releases_the_job_in_flight_and_leaves_the_group_at_once(kafka_d
     jobs = settle(services, timeout=60)
     assert {j["state"] for j in jobs} == {"completed"}
     assert services.jobs.get(outcome.task_id)["attempt"] == 2
+
+
+def test_a_message_put_back_comes_again_after_its_delay_and_an_acked_one_never(kafka_darkroom):
+    """What the worker does when it cannot even claim (the database is away): the partition is
+    rewound and paused, so that message, and the ones behind it, come again in order."""
+    from infra.kafka_bus import KafkaBus
+
+    k = kafka_darkroom(partitions=1)
+    producer_side = KafkaBus(k.config, client_id=f"{k.prefix}-producer")
+    consumer_side = KafkaBus(k.config, client_id=f"{k.prefix}-consumer")
+    try:
+        for job_id in (1, 2):
+            producer_side.publish(JobMessage(time.time(), job_id, "metadata_asset", "asset-a"))
+        producer_side.flush()
+        first = wait_until(lambda: consumer_side.consume(["metadata_asset"], timeout=0.5), 30, "the first message")
+        assert first.job_id == 1
+        put_back = time.monotonic()
+        consumer_side.retry_later(first, 1.0)
+        again = wait_until(lambda: consumer_side.consume(["metadata_asset"], timeout=0.2), 10, "the message again", every=0)
+        assert again.job_id == 1 and time.monotonic() - put_back >= 0.9  # not before its delay
+        consumer_side.ack(again)
+        second = wait_until(lambda: consumer_side.consume(["metadata_asset"], timeout=0.2), 10, "the next message", every=0)
+        assert second.job_id == 2  # order kept behind the put-back message
+        consumer_side.ack(second)
+        assert consumer_side.consume(["metadata_asset"], timeout=1.0) is None
+        assert committed_to_end(BOOTSTRAP, k.config, "metadata_asset")
+    finally:
+        producer_side.close()
+        consumer_side.close()
