@@ -92,7 +92,6 @@ class Recogniser:
     """A VisionEncoderDecoder line recogniser (TrOCR) with its image processor and tokenizer."""
 
     def __init__(self, choice: Any) -> None:
-        import torch  # noqa: F401  (the device move below needs it loaded)
         from transformers import AutoImageProcessor, AutoTokenizer, VisionEncoderDecoderModel
 
         from processors.ml.clip import model_id_of
@@ -122,9 +121,10 @@ class Recogniser:
                 )
                 steps = self.model.compute_transition_scores(
                     generated.sequences, generated.scores, normalize_logits=True).float().cpu()
+            # Tokens after a line's end are padding: they do not count towards its confidence.
             new_tokens = generated.sequences[:, -steps.shape[1]:].cpu()
-            real = new_tokens != self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None \
-                else torch.ones_like(new_tokens, dtype=torch.bool)
+            pad = self.tokenizer.pad_token_id
+            real = new_tokens != pad if pad is not None else torch.ones_like(new_tokens, dtype=torch.bool)
             texts = self.tokenizer.batch_decode(generated.sequences, skip_special_tokens=True)
             for i, text in enumerate(texts):
                 logprobs = steps[i][real[i]]
