@@ -109,6 +109,17 @@ def test_a_video_is_embedded_from_its_sampled_frames(ml, tmp_path):
     assert abs(np.linalg.norm(result["vector"]) - 1.0) < 1e-5
 
 
+def test_every_corpus_video_is_embedded_and_a_sound_only_one_is_skipped(ml, tmp_path):
+    for path in sorted((MEDIA / "video").iterdir()):
+        result = process_clip(job_for(path, tmp_path), model=str(ml["clip"]), device="cpu", batch_size="4")
+        assert 1 <= result["frames"] <= 4 and len(result["vector"]) == 16, path.name
+    sound = job_for(MEDIA / "audio" / "aac_itunes_tags.m4a", tmp_path)
+    as_video = sound.__class__(**{**sound.__dict__, "asset_type": "VIDEO"})
+    for process in (process_clip, process_caption):
+        result = process(as_video, model=str(ml["clip"] if process is process_clip else ml["caption"]), device="cpu")
+        assert result == {"skipped": "the video has no picture stream (sound only): nothing to look at"}
+
+
 def test_auto_device_is_cuda_only_when_present():
     assert choice_for("process_clip", "m", "auto", 4).device == ("cuda" if torch.cuda.is_available() else "cpu")
     assert choice_for("process_clip", "m", "cpu", 0).batch_size == 1

@@ -62,13 +62,16 @@ class Captioner:
 def process_caption(job: Any, model: str | None = None, device: str | None = None,
                     batch_size: str | None = None) -> dict[str, Any]:
     from processors.ml import skipped_reason
-    from processors.ml.images import job_images
+    from processors.ml.images import NoPictures, job_images
     from processors.ml.models import cached, choice_for
 
     choice = choice_for("process_caption", model, device, batch_size)
     if not choice.model:
         return {"skipped": skipped_reason("process_caption")}
-    images = job_images(job)
+    try:
+        images = job_images(job)
+    except NoPictures as e:
+        return {"skipped": str(e)}
     captioner = cached("caption", choice.model, choice.device, lambda: Captioner(choice))
     captions = captioner.caption(images)
     distinct = list(dict.fromkeys(c for c in captions if c))

@@ -18,7 +18,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenize
 
 from processors.base import JobInput
 from processors.ml import skipped_reason
-from processors.ml.images import job_images, photo
+from processors.ml.images import NoPictures, job_images, photo
 from processors.ml.models import ModelChoice, batches, cached, choice_for, model_path, pretrained_kwargs
 
 TEXT_BATCH = 64  # texts are cheap next to images: label sets go through in larger batches
@@ -105,7 +105,10 @@ def process_clip(job: JobInput, model: str | None = None, device: str | None = N
     choice = choice_for("process_clip", model, device, batch_size)
     if not choice.model:
         return {"skipped": skipped_reason("process_clip")}
-    images = job_images(job)
+    try:
+        images = job_images(job)
+    except NoPictures as e:
+        return {"skipped": str(e)}
     clip = load_clip(choice)
     vectors = clip.embed_images(images)
     vector = unit(vectors.mean(axis=0))

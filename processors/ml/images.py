@@ -23,6 +23,10 @@ DECODE_LONGEST = 512
 VIDEO_FRACTIONS = (0.1, 0.35, 0.6, 0.85)
 
 
+class NoPictures(UnprocessableMedia):
+    """The asset has nothing to look at (a "video" with sound only): the task is skipped."""
+
+
 def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS),
                longest: int = DECODE_LONGEST) -> list[Image.Image]:
     """One picture for a photo; up to `frames` sampled frames for a video (in time order); the
@@ -32,6 +36,8 @@ def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS),
         if job.asset_type == "PHOTO":
             return [photo(path, job.mime_type, longest)]
         if job.asset_type == "VIDEO":
+            if not thumbnails._has_picture(path):
+                raise NoPictures("the video has no picture stream (sound only): nothing to look at")
             return video_frames(path, frames, longest)
     except UnprocessableMedia:
         raise
@@ -96,6 +102,6 @@ def video_frames(path: Path, count: int = len(VIDEO_FRACTIONS), longest: int = D
                 picture = picture.rotate(-90 * clockwise, expand=True)
             picture.thumbnail((longest, longest))
             out.append(picture)
-    if not out:
-        raise UnprocessableMedia("no decodable video frame")
+    if not out:  # no seekable points (some AVCHD streams): the poster frame, as thumbnails find it
+        out.append(to_pil(thumbnails._fit(thumbnails._video_poster(path), longest)))
     return out
