@@ -24,7 +24,6 @@ type, which a full distribution would use for infix search on many distinct name
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ from domain.camera import lens_key, normalise_make
 from infra.database import Database
 from infra.settings import Settings
 from projections.queries import _ANY, _NEVER, _STAR, AssetFilter, parse_glob
-from projections.search_index import generation_of
+from projections.search_index import generation_of, vector_of
 
 log = logging.getLogger("darkroom.search")
 
@@ -174,8 +173,8 @@ def document(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"], "ocr_text": row["ocr_text"], "caption": row["caption"],
         "embedding_model": row["embedding_model"],
     }
-    if row["embedding"]:
-        doc["embedding"] = json.loads(row["embedding"]) if isinstance(row["embedding"], str) else row["embedding"]
+    if row["embedding"] is not None:
+        doc["embedding"] = vector_of(row["embedding"])
     return doc
 
 

@@ -14,9 +14,10 @@ Semantic search takes the candidates that pass the filter from SQL and ranks the
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
+
+import numpy as np
 
 from infra.database import Database, Transaction
 from infra.search.vectors import VectorIndex
@@ -155,7 +156,8 @@ class EmbeddedIndex:
                     "SELECT doc_id, embedding FROM search_documents "
                     "WHERE seq > ? AND seq <= ? AND embedding_model = ? ORDER BY seq",
                     (index.seq, head, model))
-                index.add([(int(r["doc_id"]), json.loads(r["embedding"])) for r in rows], head)
+                index.add([(int(r["doc_id"]), np.frombuffer(bytes(r["embedding"]), dtype="<f4"))
+                           for r in rows if r["embedding"] is not None], head)
         return index
 
     def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,

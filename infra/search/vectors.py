@@ -20,7 +20,6 @@ is why the exact scan reaches as far as it does).
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -45,7 +44,7 @@ class VectorIndex:
         self._graphed = 0  # slots already added to the graph
         self.lock = threading.Lock()
 
-    def add(self, rows: list[tuple[int, list[float]]], seq: int) -> None:
+    def add(self, rows: list[tuple[int, Any]], seq: int) -> None:
         """Rows (doc_id, unit vector) changed up to `seq`."""
         if rows:
             if not self.dimension:
@@ -60,7 +59,7 @@ class VectorIndex:
                 if len(vector) != self.dimension:
                     continue  # another dimension cannot be compared; a model id names one size
                 slot = self.slot_of.get(doc_id)
-                if slot is not None and np.array_equal(self._matrix[slot], np.asarray(vector, dtype="float32")):
+                if slot is not None and np.array_equal(self._matrix[slot], vector):
                     continue  # the row changed for another reason (a rating): same vector, same slot
                 self._matrix[self._count] = vector
                 self.slot_of[doc_id] = self._count
@@ -102,6 +101,3 @@ class VectorIndex:
         doc_of = {slot: doc for slot, doc in zip(slots.tolist(), ids.tolist())}
         return [(doc_of[int(s)], float(d)) for s, d in zip(found[0], distances[0]) if s >= 0]
 
-
-def parse_vector(text: str) -> list[float]:
-    return json.loads(text)
