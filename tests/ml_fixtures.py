@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import torch
+from PIL import Image
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import (
     CLIPConfig,
@@ -171,9 +172,9 @@ def models_once(root: Path) -> dict[str, Path]:
     return _BUILT["all"]
 
 
-def text_image(lines: list[tuple[int, int, str]], size: tuple[int, int] = (640, 240)) -> "Image.Image":
+def text_image(lines: list[tuple[int, int, str]], size: tuple[int, int] = (640, 240)) -> Image.Image:
     """Black text on white at (x, y): a page for the OCR detector."""
-    from PIL import Image, ImageDraw, ImageFont
+    from PIL import ImageDraw, ImageFont
 
     image = Image.new("RGB", size, "white")
     draw = ImageDraw.Draw(image)
@@ -183,10 +184,9 @@ def text_image(lines: list[tuple[int, int, str]], size: tuple[int, int] = (640, 
     return image
 
 
-def coloured_images(n: int, size: int = 48) -> list["Image.Image"]:
+def coloured_images(n: int, size: int = 48) -> list[Image.Image]:
     """n distinct small pictures (colour blocks and stripes), deterministic."""
     import numpy as np
-    from PIL import Image
 
     rng = np.random.default_rng(42)
     out = []

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: models load from temp dirs only
 torch = pytest.importorskip("torch", reason="the ML tests need the [ml] extra (pip install -e '.[ml]')")
 pytest.importorskip("transformers", reason="the ML tests need the [ml] extra (pip install -e '.[ml]')")
 
@@ -29,7 +30,6 @@ from tests.conftest import MEDIA, make_settings  # noqa: E402
 from tests.media_jobs import job_for  # noqa: E402
 from tests.ml_fixtures import build_face_models, coloured_images, models_once, text_image  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 PHOTO = MEDIA / "photo" / "canon_eos_5d_mark_iii_lens.jpg"
 VIDEO = MEDIA / "video" / "gps_udta_720p.mp4"

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no hub here: models load from temp dirs only
 pytest.importorskip("torch", reason="the ML tests need the [ml] extra (pip install -e '.[ml]')")
 pytest.importorskip("transformers", reason="the ML tests need the [ml] extra (pip install -e '.[ml]')")
 
@@ -34,7 +35,6 @@ from tests.helpers import register  # noqa: E402
 from tests.ml_fixtures import models_once, text_image  # noqa: E402
 from tests.scenario import fake_upload  # noqa: E402
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 PHOTO = MEDIA / "photo" / "canon_eos_5d_mark_iii_lens.jpg"
 VIDEO = MEDIA / "video" / "gps_udta_720p.mp4"
 ALL_PARTS = "include_species=true&include_ocr=true&include_faces=true&include_ai_descriptions=true"
