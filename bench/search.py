@@ -212,7 +212,7 @@ def main() -> int:
 
     started = time.perf_counter()
     embedded.semantic(1, AssetFilter(), vectors[0], "bench", 20, 0)  # loads the vectors, builds the graph
-    print(f"\nembedded vector index warm-up (load {n} vectors, build HNSW): {time.perf_counter() - started:.1f} s")
+    print(f"\nembedded vector cache warm-up (load {n} vectors; no HNSW graph below 200k candidates): {time.perf_counter() - started:.1f} s")
 
     print(f"\nlatency over {args.queries} queries each (SQL = catalog_assets with the same filter)")
     base_filter = timed(sql, filter_args)

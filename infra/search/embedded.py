@@ -153,11 +153,13 @@ class EmbeddedIndex:
             head = int(top["seq"] or 0) if top else 0
             if head > index.seq:
                 rows = tx.fetchall(
-                    "SELECT doc_id, embedding FROM search_documents "
-                    "WHERE seq > ? AND seq <= ? AND embedding_model = ? ORDER BY seq",
-                    (index.seq, head, model))
-                index.add([(int(r["doc_id"]), np.frombuffer(bytes(r["embedding"]), dtype="<f4"))
-                           for r in rows if r["embedding"] is not None], head)
+                    "SELECT doc_id, owner_id, is_deleted, embedding_model, embedding FROM search_documents "
+                    "WHERE seq > ? AND seq <= ? ORDER BY seq", (index.seq, head))
+                index.update([
+                    (int(r["doc_id"]), int(r["owner_id"]), bool(r["is_deleted"]),
+                     np.frombuffer(bytes(r["embedding"]), dtype="<f4")
+                     if r["embedding"] is not None and r["embedding_model"] == model else None)
+                    for r in rows], head)
         return index
 
     def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
@@ -170,16 +172,23 @@ class EmbeddedIndex:
             if tx.dialect == "postgres":
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             where, params = self._where(owner_id, f, None, tx)
-            where.append("embedding_model = ?")
-            params.append(model)
             index = self._vector_index(tx, model)
-            doc_ids = [int(r["doc_id"]) for r in tx.fetchall(
-                f"SELECT doc_id FROM search_documents WHERE {' AND '.join(where)}", params)]
-            with index.lock:
-                best = index.nearest(vector, doc_ids, offset + limit)[offset:]
+            if len(where) == 2:  # no filter but the owner's: the vector index knows those slots
+                with index.lock:
+                    slots = index.owner_slots(owner_id)
+                    total = len(slots)
+                    best = index.nearest_slots(vector, slots, offset + limit)[offset:]
+            else:
+                where.append("embedding_model = ?")
+                params.append(model)
+                doc_ids = [int(r["doc_id"]) for r in tx.fetchall(
+                    f"SELECT doc_id FROM search_documents WHERE {' AND '.join(where)}", params)]
+                total = len(doc_ids)
+                with index.lock:
+                    best = index.nearest(vector, doc_ids, offset + limit)[offset:]
             asset_of: dict[int, str] = {}
             if best:
                 asset_of = {int(r["doc_id"]): r["asset_id"] for r in tx.fetchall(
                     f"SELECT doc_id, asset_id FROM search_documents WHERE doc_id IN ({', '.join('?' * len(best))})",
                     [d for d, _ in best])}
-        return [(asset_of[d], score) for d, score in best if d in asset_of], len(doc_ids)
+        return [(asset_of[d], score) for d, score in best if d in asset_of], total

@@ -39,32 +39,57 @@ class VectorIndex:
         self.dimension = 0
         self.slot_of: dict[int, int] = {}  # doc_id -> current slot
         self._matrix = np.zeros((0, 0), dtype="float32")
+        # Per slot: its document, owner, and whether it is the document's current, undeleted vector
+        # (so a query with no filter but the owner needs no SQL at all).
+        self._doc = np.zeros(0, dtype="int64")
+        self._owner = np.zeros(0, dtype="int64")
+        self._live = np.zeros(0, dtype=bool)
         self._count = 0
         self._graph: Any = None
         self._graphed = 0  # slots already added to the graph
         self.lock = threading.Lock()
 
-    def add(self, rows: list[tuple[int, Any]], seq: int) -> None:
-        """Rows (doc_id, unit vector) changed up to `seq`."""
-        if rows:
+    def _grow(self, need: int) -> None:
+        if need <= len(self._matrix):
+            return
+        size = max(need, 2 * len(self._matrix), 1024)
+        matrix = np.zeros((size, self.dimension), dtype="float32")
+        if self._count:
+            matrix[: self._count] = self._matrix[: self._count]
+        self._matrix = matrix
+        for name, dtype in (("_doc", "int64"), ("_owner", "int64"), ("_live", bool)):
+            grown = np.zeros(size, dtype=dtype)
+            grown[: self._count] = getattr(self, name)[: self._count]
+            setattr(self, name, grown)
+
+    def update(self, rows: list[tuple[int, int, bool, Any]], seq: int) -> None:
+        """Rows changed up to `seq`: (doc_id, owner_id, deleted, unit vector of this model or None)."""
+        for doc_id, owner_id, deleted, vector in rows:
+            slot = self.slot_of.get(doc_id)
+            if vector is None or (self.dimension and len(vector) != self.dimension):
+                if slot is not None:  # no vector of this model any more
+                    self._live[slot] = False
+                    del self.slot_of[doc_id]
+                continue
             if not self.dimension:
-                self.dimension = len(rows[0][1])
-                self._matrix = np.zeros((max(1024, len(rows)), self.dimension), dtype="float32")
-            need = self._count + len(rows)
-            if need > len(self._matrix):
-                grown = np.zeros((max(need, 2 * len(self._matrix)), self.dimension), dtype="float32")
-                grown[: self._count] = self._matrix[: self._count]
-                self._matrix = grown
-            for doc_id, vector in rows:
-                if len(vector) != self.dimension:
-                    continue  # another dimension cannot be compared; a model id names one size
-                slot = self.slot_of.get(doc_id)
-                if slot is not None and np.array_equal(self._matrix[slot], vector):
-                    continue  # the row changed for another reason (a rating): same vector, same slot
-                self._matrix[self._count] = vector
-                self.slot_of[doc_id] = self._count
-                self._count += 1
+                self.dimension = len(vector)
+            if slot is not None and np.array_equal(self._matrix[slot], vector):
+                self._live[slot] = not deleted  # changed for another reason (a rating, a delete)
+                continue
+            if slot is not None:
+                self._live[slot] = False
+            self._grow(self._count + 1)
+            slot = self._count
+            self._matrix[slot] = vector
+            self._doc[slot], self._owner[slot], self._live[slot] = doc_id, owner_id, not deleted
+            self.slot_of[doc_id] = slot
+            self._count += 1
         self.seq = max(self.seq, seq)
+
+    def owner_slots(self, owner_id: int) -> Any:
+        """The slots of the owner's undeleted documents."""
+        n = self._count
+        return np.nonzero((self._owner[:n] == owner_id) & self._live[:n])[0]
 
     def _ensure_graph(self) -> Any:
         if self._graph is None:
@@ -78,15 +103,18 @@ class VectorIndex:
     def nearest(self, query: list[float], doc_ids: list[int], k: int) -> list[tuple[int, float]]:
         """The `k` candidates (by doc_id) nearest to the unit vector `query`, best first, with
         their cosine similarity. Candidates without a vector here are skipped."""
-        if k <= 0 or not doc_ids or not self._count:
+        if not doc_ids:
+            return []
+        slots = np.fromiter((self.slot_of.get(d, -1) for d in doc_ids), dtype="int64", count=len(doc_ids))
+        return self.nearest_slots(query, slots[slots >= 0], k)
+
+    def nearest_slots(self, query: list[float], slots: Any, k: int) -> list[tuple[int, float]]:
+        if k <= 0 or not len(slots) or not self._count:
             return []
         q = np.asarray(query, dtype="float32")
         if q.shape != (self.dimension,):
             raise ValueError(f"the query has {q.shape[0]} dimensions, the stored vectors {self.dimension}")
-        slots = np.fromiter((self.slot_of.get(d, -1) for d in doc_ids), dtype="int64", count=len(doc_ids))
-        ids = np.asarray(doc_ids, dtype="int64")
-        keep = slots >= 0
-        slots, ids = slots[keep], ids[keep]
+        ids = self._doc[slots]
         if len(slots) <= EXACT_LIMIT:
             scores = self._matrix[slots] @ q
             # Best first; equal scores by doc id, so both backends and reruns agree.
