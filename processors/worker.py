@@ -70,6 +70,7 @@ class Worker:
         self.taken = 0  # jobs this worker claimed since it started
         self._busy_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency)
+        self._running: set[Any] = set()  # futures of the jobs in the pool now
         self._releasing = False
 
     def start(self) -> None:
@@ -113,11 +114,16 @@ class Worker:
         consumers = [t for t in self._threads if t.name.startswith("worker-")]
         for t in consumers:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
-        released = self.busy
+        with self._busy_lock:
+            released, running = self.busy, list(self._running)
         if released:
             log.warning("releasing %s job(s) still running after %g s", released, grace_seconds)
             self._releasing = True
-        self.stop()  # stops the pool: what still runs fails its attempt, then is acknowledged
+            for future in running:  # pebble kills the child: the attempt fails as released
+                future.cancel()
+            for t in consumers:  # each records its release and acknowledges the message
+                t.join(timeout=30)
+        self.stop()
         return released
 
     # -- the loop ------------------------------------------------------------------------------
@@ -177,6 +183,8 @@ class Worker:
         assert self._pool is not None
         future = self._pool.schedule(registry.run, args=(self.processors[ticket.queue], job),
                                      timeout=self.timeout)
+        with self._busy_lock:
+            self._running.add(future)
         try:
             result = future.result()
         except FutureTimeout:
@@ -189,7 +197,10 @@ class Worker:
             if app.complete_job(ticket.job_id, ticket.attempt, result):
                 return "completed"
             return "stale"
-        if self._releasing:  # the pool was stopped under it by `drain`: not the file's fault
+        finally:
+            with self._busy_lock:
+                self._running.discard(future)
+        if self._releasing:  # cancelled by `drain`: not the file's fault
             error = f"released: worker {self.worker_id} shut down before {ticket.queue} finished"
         log.info("job %s (%s) attempt %s failed: %s", ticket.job_id, ticket.queue, ticket.attempt, error)
         return app.fail_job(ticket.job_id, ticket.attempt, error) or "stale"
