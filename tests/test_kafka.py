@@ -44,7 +44,9 @@ def settle(services, timeout: float = 90) -> list[dict]:
     def final():
         jobs = all_jobs(services)
         return jobs if jobs and all(j["state"] in FINAL for j in jobs) else None
-    return wait_until(final, timeout, "every job to be final", every=0.2)
+    jobs = wait_until(final, timeout, "every job to be final", every=0.2)
+    services.wait_for(services.app.recorder.max_notification_id())  # the other read models too
+    return jobs
 
 
 def register_owner(services) -> int:
