@@ -262,6 +262,56 @@ async def test_semantic_search_ranks_by_meaning_within_the_filter(semantic_servi
     assert name_of[data["assets"][0]["asset_id"]] == "cat_at_night.jpg" and data["total"] == 5
 
 
+async def test_vectors_of_another_dimension_never_stall_the_mirror_nor_fail_a_search(
+    semantic_services: Services, aiohttp_client: Any,
+) -> None:
+    """Vectors of another length: an older model's (another id), or the same model id with other
+    dimensions (a model directory replaced by a bigger model of the same name). Elasticsearch keeps
+    following and semantic search ranks the query's own dimension only, before and after."""
+    services = semantic_services
+    client = await aiohttp_client(create_app(services))
+    alice = await register(client, "alice")
+    rng = random.Random(4)
+    add_synthetic(services, alice.user_id, rng, 1, name="old.jpg", extras=False,
+                  vector=[1.0, 0.0, 0.0], model="old-model")
+    add_synthetic(services, alice.user_id, rng, 2, name="same_name.jpg", extras=False, vector=[0.0, 1.0, 0.0])
+    settle(services)
+
+    async def semantic(query: str, flt: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = {"query": query, "search_type": "semantic", **({"filter": flt} if flt else {})}
+        return (await alice.call("POST", "/assets/search", body))["data"]
+
+    assert (await semantic("cat"))["total"] == 0
+    cat = add_synthetic(services, alice.user_id, rng, 3, name="cat.jpg", extras=False, vector=vector_for({"cat": 1.0}))
+    settle(services)  # Elasticsearch takes the longer vector too
+    if services.search.elastic is not None:
+        assert services.search.elastic.healthy and services.search.elastic.lag() == 0
+    for flt in (None, {"type": "PHOTO"}):
+        data = await semantic("cat", flt)
+        assert [a["asset_id"] for a in data["assets"]] == [cat] and data["total"] == 1
+
+
+def test_a_page_deeper_than_the_candidates_is_empty_on_the_vector_graph(monkeypatch: Any) -> None:
+    """Past the exact scan's reach the graph answers; an absurd page depth (the API allows an
+    offset up to 2**62) is an empty page, not an overflow in faiss."""
+    import numpy as np
+
+    from infra.search import vectors
+
+    monkeypatch.setattr(vectors, "EXACT_LIMIT", 0)
+    index = vectors.VectorIndex("g", "m")
+    rng = np.random.default_rng(0)
+    rows = []
+    for doc in range(50):
+        v = rng.normal(size=8).astype("float32")
+        rows.append((doc, 1, False, v / np.linalg.norm(v)))
+    index.update(rows, 1)
+    slots = index.owner_slots(1)
+    assert [d for d, _ in index.nearest_slots(rows[7][3], slots, 3)][0] == 7
+    for k in (60, 2**31 + 5, 2**62 + 20):
+        assert len(index.nearest_slots(rows[7][3], slots, k)) == 50
+
+
 async def test_semantic_search_without_an_embedder_is_503(tmp_path: Path, aiohttp_client: Any) -> None:
     services = bootstrap(make_settings(tmp_path, "sqlite"))
     try:

@@ -1,6 +1,6 @@
 """The Elasticsearch search index: a mirror of `search_documents` behind an alias.
 
-- One index per generation of the search tables, named `<prefix>-assets-<generation>-<n>`,
+- One index per generation of the search tables, named `<prefix>-assets-m<mapping version>-<generation>-<n>`,
   reached through the alias `<prefix>-assets`. Searches go to the alias only.
 - `catch_up` indexes the rows changed since the last `seq` it indexed, in bulk, with the
   aggregate version as an external version (`external_gte`): a late write of an older state is
@@ -14,8 +14,9 @@ Mapping: keywords for filters (owner, type, repository, make, lens key, taken in
 fixed-width UTC text SQL compares), the lower-cased filename as a keyword (prefixes as `prefix`
 queries, substrings as `wildcard`, globs as anchored `regexp`: each runs an automaton over the
 field's term dictionary, once per segment, not over documents), its reversal (suffixes as
-prefixes), text fields for description, OCR text and caption, and a `dense_vector` (HNSW, dot
-product over unit vectors, not quantised so scores equal the exact ones).
+prefixes), text fields for description, OCR text and caption, and a `dense_vector` per vector length
+(`vectors.d<dims>`; HNSW, dot product over unit vectors, not quantised so scores equal the exact
+ones).
 
 The Maven Central distribution (integ-test-zip) carries only the server's own modules: no
 `analysis-common` (so no ngram tokenizer for a trigram subfield) and no x-pack `wildcard` field
@@ -73,11 +74,24 @@ MAPPING: dict[str, Any] = {
         "ocr_text": {"type": "text"},
         "caption": {"type": "text"},
         "embedding_model": {"type": "keyword"},
-        # dims come from the first vector indexed: the embedder decides them.
-        "embedding": {"type": "dense_vector", "index": True, "similarity": "dot_product",
-                      "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}},
+        # The embedding goes into `vectors.d<dims>`: a dense_vector field per length, mapped on
+        # first use by the template below. One field for every vector would take its dims from
+        # the first vector indexed and refuse any other length for good (another model, or a
+        # model replaced under the same name), which would stall the mirror on that document.
+        "vectors": {"type": "object", "dynamic": True},
     },
+    "dynamic_templates": [
+        {"vectors": {"path_match": "vectors.*",
+                     "mapping": {"type": "dense_vector", "index": True, "similarity": "dot_product",
+                                 "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}}}},
+    ],
 }
+# In index names: an index made with an older MAPPING is rebuilt, not written to.
+MAPPING_VERSION = 2
+
+
+def vector_field(dimension: int) -> str:
+    return f"vectors.d{dimension}"
 
 
 def _regexp(tokens: list[tuple[Any, ...]]) -> str:
@@ -173,8 +187,9 @@ def document(row: dict[str, Any]) -> dict[str, Any]:
         "description": row["description"], "ocr_text": row["ocr_text"], "caption": row["caption"],
         "embedding_model": row["embedding_model"],
     }
-    if row["embedding"] is not None:
-        doc["embedding"] = vector_of(row["embedding"])
+    vector = vector_of(row["embedding"])
+    if vector is not None:
+        doc["vectors"] = {vector_field(len(vector)).split(".", 1)[1]: vector}
     return doc
 
 
@@ -286,7 +301,8 @@ class ElasticIndex:
         state = self._state()
         if state is None or self._known != (generation, state["index_name"]):
             target = self._alias_target()
-            if state is None or state["generation"] != generation or target is None or target != state["index_name"]:
+            if (state is None or state["generation"] != generation or target is None
+                    or target != state["index_name"] or not target.startswith(self._name_prefix())):
                 return self.rebuild(generation)
             self._known = (generation, target)
         target = state["index_name"]
@@ -302,7 +318,7 @@ class ElasticIndex:
         if generation is None:
             with self.db.reader() as tx:
                 generation = generation_of(tx) or ""
-        name = f"{self.alias}-{generation[:12]}-{uuid.uuid4().hex[:8]}"
+        name = f"{self._name_prefix()}{generation[:12]}-{uuid.uuid4().hex[:8]}"
         self.client.indices.create(index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"},
                                    mappings=MAPPING)
         started = time.monotonic()
@@ -327,6 +343,9 @@ class ElasticIndex:
         log.info("search index: built %s with %d documents in %.1f s and moved %s to it",
                  name, sent, time.monotonic() - started, self.alias)
         return sent
+
+    def _name_prefix(self) -> str:
+        return f"{self.alias}-m{MAPPING_VERSION}-"
 
     def lag(self) -> int | None:
         state = self._state()
@@ -362,7 +381,10 @@ class ElasticIndex:
         """Filtered kNN: the filter goes into the kNN search itself (Lucene pre-filters the HNSW
         walk), so the top k are the top k of the filtered set. None when k is beyond
         Elasticsearch's limit."""
-        clauses = filter_clauses(owner_id, f) + [{"term": {"embedding_model": model}}]
+        field = vector_field(len(vector))
+        # Ranked (and counted) are the documents with a vector of this model and the query's length.
+        clauses = filter_clauses(owner_id, f) + [{"term": {"embedding_model": model}},
+                                                 {"exists": {"field": field}}]
         total = int(self.client.count(index=self.alias, query={"bool": {"filter": clauses}})["count"])
         k = offset + limit
         if offset >= total:
@@ -371,7 +393,7 @@ class ElasticIndex:
             return None
         found = self.client.search(
             index=self.alias,
-            knn={"field": "embedding", "query_vector": vector, "k": k,
+            knn={"field": field, "query_vector": vector, "k": k,
                  "num_candidates": min(MAX_KNN, max(100, 2 * k)), "filter": {"bool": {"filter": clauses}}},
             from_=offset, size=limit, source=False,
         )

@@ -61,7 +61,7 @@ class EmbeddedIndex:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._vectors: dict[str, VectorIndex] = {}
+        self._vectors: dict[tuple[str, int], VectorIndex] = {}
         self._lock = threading.Lock()
 
     # -- filters -----------------------------------------------------------------------------
@@ -142,12 +142,14 @@ class EmbeddedIndex:
 
     # -- semantic ----------------------------------------------------------------------------
 
-    def _vector_index(self, tx: Transaction, model: str) -> VectorIndex:
+    def _vector_index(self, tx: Transaction, model: str, dimension: int) -> VectorIndex:
+        """The vectors of `model` with the query's `dimension` (a model id may have named vectors
+        of another length before: those are not comparable with this query)."""
         generation = generation_of(tx) or ""
         with self._lock:
-            index = self._vectors.get(model)
+            index = self._vectors.get((model, dimension))
             if index is None or index.generation != generation:
-                index = self._vectors[model] = VectorIndex(generation, model)
+                index = self._vectors[(model, dimension)] = VectorIndex(generation, model, dimension)
         with index.lock:
             top = tx.fetchone("SELECT MAX(seq) AS seq FROM search_documents")
             head = int(top["seq"] or 0) if top else 0
@@ -172,7 +174,7 @@ class EmbeddedIndex:
             if tx.dialect == "postgres":
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             where, params = self._where(owner_id, f, None, tx)
-            index = self._vector_index(tx, model)
+            index = self._vector_index(tx, model, len(vector))
             if len(where) == 2:  # no filter but the owner's: the vector index knows those slots
                 with index.lock:
                     slots = index.owner_slots(owner_id)
@@ -183,9 +185,11 @@ class EmbeddedIndex:
                 params.append(model)
                 doc_ids = [int(r["doc_id"]) for r in tx.fetchall(
                     f"SELECT doc_id FROM search_documents WHERE {' AND '.join(where)}", params)]
-                total = len(doc_ids)
                 with index.lock:
-                    best = index.nearest(vector, doc_ids, offset + limit)[offset:]
+                    # Ranked (and counted) are the candidates with a vector of the query's length.
+                    slots = index.slots_of(doc_ids)
+                    total = len(slots)
+                    best = index.nearest_slots(vector, slots, offset + limit)[offset:]
             asset_of: dict[int, str] = {}
             if best:
                 asset_of = {int(r["doc_id"]): r["asset_id"] for r in tx.fetchall(

@@ -30,13 +30,18 @@ EXACT_LIMIT = 200_000
 
 
 class VectorIndex:
-    """Vectors of one model from one generation of the search tables."""
+    """Vectors of one model and one dimension from one generation of the search tables.
 
-    def __init__(self, generation: str, model: str) -> None:
+    The dimension is part of what the index holds, not learnt once from the first vector: a model
+    id may name vectors of another length over time (a model directory replaced by a bigger model
+    of the same name), and a query of the new length must neither fail nor miss the new vectors.
+    Vectors of another length are simply not in this index (0: the first vector decides)."""
+
+    def __init__(self, generation: str, model: str, dimension: int = 0) -> None:
         self.generation = generation
         self.model = model
         self.seq = 0
-        self.dimension = 0
+        self.dimension = dimension
         self.slot_of: dict[int, int] = {}  # doc_id -> current slot
         self._matrix = np.zeros((0, 0), dtype="float32")
         # Per slot: its document, owner, and whether it is the document's current, undeleted vector
@@ -103,13 +108,18 @@ class VectorIndex:
     def nearest(self, query: list[float], doc_ids: list[int], k: int) -> list[tuple[int, float]]:
         """The `k` candidates (by doc_id) nearest to the unit vector `query`, best first, with
         their cosine similarity. Candidates without a vector here are skipped."""
-        if not doc_ids:
-            return []
+        return self.nearest_slots(query, self.slots_of(doc_ids), k)
+
+    def slots_of(self, doc_ids: list[int]) -> Any:
+        """The slots of those documents that have a vector here."""
         slots = np.fromiter((self.slot_of.get(d, -1) for d in doc_ids), dtype="int64", count=len(doc_ids))
-        return self.nearest_slots(query, slots[slots >= 0], k)
+        return slots[slots >= 0]
 
     def nearest_slots(self, query: list[float], slots: Any, k: int) -> list[tuple[int, float]]:
-        if k <= 0 or not len(slots) or not self._count:
+        # No more than there are candidates: a deep page asks for a k (offset + limit) that faiss
+        # can neither allocate nor take as an int.
+        k = min(k, len(slots))
+        if k <= 0 or not self._count:
             return []
         q = np.asarray(query, dtype="float32")
         if q.shape != (self.dimension,):
