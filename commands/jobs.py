@@ -200,6 +200,10 @@ class JobCommands:
 
 
 def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
+    if queue in OPTIONAL_TASKS and asset.is_deleted:
+        # A job that was running when its asset was deleted: its faces, text or vector would
+        # bring the asset back into people and search read models.
+        return
     if queue == "metadata_asset":
         asset.record_metadata(
             width=result.get("width"), height=result.get("height"), duration=result.get("duration"),

@@ -5,7 +5,8 @@ of its faces' embeddings) is nearest by cosine, when that is at least `SAME_PERS
 otherwise it starts a new person. Faces are taken in log order and ties go to the smaller person
 id, and person ids are made from the event that founded them, so replaying the log gives the same
 people. A new detection of an asset (reprocess) first takes its old faces out of their people, as
-does deleting the asset; a person left with no face is gone. People never span owners.
+does deleting the asset; a person left with no face is gone, and faces recorded on an asset after
+its deletion (a job that was running meanwhile) are ignored. People never span owners.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ PERSON_COLUMNS = ["person_id", "owner_id", "vector_sum", "face_count"]
 class PeopleProjection(Projection):
     name = "people"
     tables = ("people_assets", "people_faces", "people")
+    schema_version = 2  # 2: faces recorded after the asset's deletion are ignored
 
     def create_tables(self, tx: Transaction) -> None:
         assets, faces, people = (self.t(b) for b in self.tables)
@@ -77,6 +79,7 @@ class PeopleProjection(Projection):
                 batch.replace_faces(asset_id, e)
             else:
                 batch.replace_faces(asset_id, None)
+                batch.forget(asset_id)  # later faces of the deleted asset find no owner
         batch.save()
 
 
@@ -89,6 +92,7 @@ class _Batch:
         self.faces: dict[str, list[Row]] = {}  # asset -> its faces now
         self.people: dict[int, dict[str, dict[str, Any]]] = {}  # owner -> person id -> person
         self.touched_people: set[str] = set()
+        self.deleted: set[str] = set()
 
     def load(self, asset_ids: set[str]) -> None:
         assets, faces, _ = (self.p.t(b) for b in self.p.tables)
@@ -147,6 +151,11 @@ class _Batch:
                 "embedding": json.dumps(vector.tolist()), "person_id": person_id, "model": e.model,
             })
 
+    def forget(self, asset_id: str) -> None:
+        self.owners.pop(asset_id, None)
+        self.new_assets.discard(asset_id)
+        self.deleted.add(asset_id)
+
     @staticmethod
     def nearest(people: dict[str, dict[str, Any]], vector: np.ndarray) -> str | None:
         best, best_similarity = None, SAME_PERSON_SIMILARITY
@@ -164,6 +173,8 @@ class _Batch:
         assets, faces, people_table = (self.p.t(b) for b in self.p.tables)
         upsert(self.tx, assets, ["asset_id", "owner_id"], "asset_id",
                [(a, self.owners[a]) for a in sorted(self.new_assets)])
+        for part in chunks(sorted(self.deleted)):
+            self.tx.execute(f"DELETE FROM {assets} WHERE asset_id IN ({', '.join('?' * len(part))})", part)
         changed = sorted(a for a, f in self.faces.items() if f != self.loaded_faces.get(a, []))
         for part in chunks(changed):
             self.tx.execute(f"DELETE FROM {faces} WHERE asset_id IN ({', '.join('?' * len(part))})", part)

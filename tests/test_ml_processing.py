@@ -291,3 +291,33 @@ def test_faces_cluster_into_people_deterministically_and_a_rebuild_gives_the_sam
     services.wait_for(app.recorder.max_notification_id())
     counts = {p["person_id"]: p["face_count"] for p in services.db.query("SELECT * FROM people WHERE owner_id = ?", (owner,))}
     assert counts == {person[f"{first}:0"]: 1}
+
+
+def test_a_result_that_arrives_after_the_delete_gives_no_people(make_services: Any) -> None:
+    """A face job still running when its asset is deleted completes afterwards: its faces must not
+    come back into the owner's people (nor would a log that holds such a late result, on replay)."""
+    services = make_services()
+    app = services.app
+    app.enrichment_tasks = frozenset({"process_face"})
+    owner = app.register("hana", "hana@example.org", "x").user.user_id
+    asset_id = app.upload(fake_upload(owner, 1)).asset_id
+    job_id = app.repository.get(asset_id).tasks["process_face"]["job_id"]
+    ticket = app.start_job(job_id, "test-worker")
+    assert ticket is not None
+    app.delete_asset(owner, asset_id)
+    face = {"box": [0.1, 0.1, 0.2, 0.2], "confidence": 0.9, "embedding": [1.0, 0.0, 0.0]}
+    assert app.complete_job(job_id, ticket.attempt, {"model": "test", "faces": [face]})
+    services.wait_for(app.recorder.max_notification_id())
+
+    def people() -> tuple[list[Any], list[Any]]:
+        return (services.db.query("SELECT * FROM people_faces WHERE owner_id = ?", (owner,)),
+                services.db.query("SELECT * FROM people WHERE owner_id = ?", (owner,)))
+
+    assert people() == ([], [])
+    asset = app.repository.get(asset_id)  # a log written before results on deleted assets were dropped
+    asset.record_faces(model="test", faces=[face])
+    app.save(asset)
+    services.wait_for(app.recorder.max_notification_id())
+    assert people() == ([], [])
+    rebuild(app, services.db, PeopleProjection, batch_size=1)
+    assert people() == ([], [])
