@@ -450,6 +450,44 @@ def test_rebuild_while_searching(tmp_path: Path, index: str) -> None:
         services.close()
 
 
+@needs_es
+def test_searches_and_commands_never_wait_for_the_first_build_of_the_index(tmp_path: Path) -> None:
+    """While the following thread builds the first index (a long job on a big library), health
+    says `starting` and filters answer from SQL: neither a search nor a command's read-your-writes
+    waits for the build."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    elastic = services.search.elastic
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        rng = random.Random(2)
+        for n in range(5):
+            add_synthetic(services, owner, rng, n, extras=False, name=f"IMG_{n:04d}.JPG")
+        for runner in services.runners.values():
+            runner.catch_up()
+        assert not elastic.ready
+        answers: list[Any] = []
+        with elastic._lock:  # the following thread is in the middle of the first build
+            services.search.start_following(interval=0.05)
+            assert services.search.health()["status"] == "starting"
+
+            def search() -> None:
+                answers.append(services.search.filter(owner, AssetFilter(), 10, 0)[1])
+                position = services.app.rate(owner, uuid.UUID(add_synthetic(
+                    services, owner, rng, 9, extras=False, name="late.jpg")), 3)
+                answers.append(services.wait_for(position))
+
+            searching = threading.Thread(target=search)
+            searching.start()
+            searching.join(timeout=5)
+            waited = searching.is_alive()
+        searching.join()
+        assert not waited, "a search or a command waited for the index build"
+        assert answers == [5, True]
+    finally:
+        drop_es(services)
+        services.close()
+
+
 # -- Elasticsearch down --------------------------------------------------------------------------
 
 

@@ -84,10 +84,12 @@ class SearchService:
         at most every two seconds."""
         if self.elastic is None or time.monotonic() < self._retry_at:
             return
-        if not self.elastic.healthy and self._thread is not None:
-            return
+        if self._thread is not None and not (self.elastic.healthy and self.elastic.ready):
+            return  # down, or the first index is being built there: SQL answers meanwhile
         try:
-            self.elastic.catch_up()
+            # With a following thread, wait for it a little (its incremental catch-up is quick),
+            # never for a whole rebuild of the index (a new generation) that it may be running.
+            self.elastic.catch_up(wait=-1 if self._thread is None else 2.0)
         except Exception:
             self._retry_at = time.monotonic() + 2.0
 

@@ -274,10 +274,14 @@ class ElasticIndex:
             raise RuntimeError(f"Elasticsearch refused {len(failed)} documents, e.g. {failed[0]}")
         self.indexed += len(rows)
 
-    def catch_up(self) -> int:
+    def catch_up(self, wait: float = -1) -> int:
         """Index what changed since the last call (or build a new index and swap it in); returns
-        the number of documents sent. Raises when Elasticsearch cannot be reached."""
-        with self._lock:
+        the number of documents sent. Raises when Elasticsearch cannot be reached. `wait`: how
+        long to wait for another thread's catch-up to finish (-1: as long as it takes); when
+        that runs out, nothing is done here (that thread is bringing the index along)."""
+        if not self._lock.acquire(timeout=wait):
+            return 0
+        try:
             try:
                 count = self._catch_up()
             except Exception as exc:
@@ -292,6 +296,8 @@ class ElasticIndex:
             self.error = None
             self.ready = True
             return count
+        finally:
+            self._lock.release()
 
     def _catch_up(self) -> int:
         with self.db.reader() as tx:
