@@ -9,6 +9,7 @@ writes it into .services.env); each test uses an index prefix of its own.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import threading
@@ -29,6 +30,7 @@ from projections.search_index import SearchIndexProjection
 from tests.conftest import make_settings
 from tests.fake_embedder import vector_for
 from tests.helpers import register
+from tests.scenario import fake_upload
 from tests.search_fixtures import add_synthetic, build_library, record_ml_text
 
 ES_URL = os.environ.get("DARKROOM_ELASTICSEARCH_URL", "")
@@ -369,6 +371,59 @@ def test_documents_carry_the_text_of_the_asset(tmp_path: Path, index: str) -> No
             found = client.search(index=services.search.elastic.alias, query={"match": {"ocr_text": "eur"}})
             assert [h["_id"] for h in found["hits"]["hits"]] == [asset_id]
             assert found["hits"]["hits"][0]["_source"]["caption"] == "a plate of grilled sardines"
+    finally:
+        drop_es(services)
+        services.close()
+
+
+@needs_es
+def test_a_huge_metadata_value_does_not_stall_the_mirror(tmp_path: Path) -> None:
+    """EXIF strings have no length limit (a crafted file's lens name of 40 KB); Lucene refuses a
+    keyword term over 32 KB, which must not stop Elasticsearch following for good."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        app = services.app
+        owner = app.register("alice", "alice@example.org", "x").user.user_id
+        outcome = app.upload(dataclasses.replace(fake_upload(owner, 1), original_filename="huge.jpg"))
+        ticket = app.start_job(outcome.task_id, "test-worker")
+        assert ticket is not None
+        huge = "Lens " + "\u00e9" * 20_000
+        assert app.complete_job(outcome.task_id, ticket.attempt, {
+            "width": 10, "height": 10, "duration": None, "taken_time": None, "taken_time_local": None,
+            "specific_metadata": {"camera_make": huge, "lens_model": huge}})
+        add_synthetic(services, owner, random.Random(1), 2, name="after.jpg", extras=False)
+        settle(services)
+        elastic = services.search.elastic
+        assert elastic.healthy and elastic.lag() == 0
+        assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 2
+    finally:
+        drop_es(services)
+        services.close()
+
+
+@needs_es
+def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path: Path) -> None:
+    from infra.search.elastic import MIRRORS_TABLE
+
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
+        settle(services)
+        elastic = services.search.elastic
+        generation = services.db.query_one("SELECT generation FROM search_generation")["generation"]
+        old = f"{elastic.alias}-{generation[:12]}-0ld0ld00"  # named as before mapping versions
+        elastic.client.indices.create(index=old, mappings={"dynamic": "strict", "properties": {"asset_id": {"type": "keyword"}}})
+        elastic.client.indices.update_aliases(actions=[
+            {"remove": {"index": elastic._alias_target(), "alias": elastic.alias}},
+            {"add": {"index": old, "alias": elastic.alias}}])
+        with services.db.transaction() as tx:
+            tx.execute(f"UPDATE {MIRRORS_TABLE} SET index_name = ? WHERE name = ?", (old, elastic.alias))
+        elastic._known = None  # a server started on the upgraded code
+        add_synthetic(services, owner, random.Random(2), 2, name="b.jpg", extras=False, vector=vector_for({"cat": 1.0}))
+        settle(services)
+        assert elastic._alias_target().startswith(elastic._name_prefix())
+        assert elastic.healthy and elastic.filter(owner, AssetFilter(), 10, 0)[1] == 2
     finally:
         drop_es(services)
         services.close()

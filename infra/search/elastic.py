@@ -52,28 +52,33 @@ INDEX_SETTINGS: dict[str, Any] = {
     "number_of_replicas": 0,
     "max_result_window": MAX_WINDOW,
 }
+# Lucene refuses a whole document holding a keyword term over 32766 bytes (which would stop the
+# mirror on it for good): longer values (an EXIF lens name has no length limit) are kept in the
+# source but not indexed. 8191 characters are at most 32764 bytes; no filter can name a longer
+# value (the API caps camera_make and lens far below), so answers stay those of SQL.
+KEYWORD: dict[str, Any] = {"type": "keyword", "ignore_above": 8191}
 MAPPING: dict[str, Any] = {
     "dynamic": "strict",
     "properties": {
-        "asset_id": {"type": "keyword"},
+        "asset_id": KEYWORD,
         "owner_id": {"type": "long"},
-        "type": {"type": "keyword"},
-        "repository_id": {"type": "keyword"},
+        "type": KEYWORD,
+        "repository_id": KEYWORD,
         "is_raw": {"type": "boolean"},
         "rating": {"type": "integer"},
         "liked": {"type": "boolean"},
         "is_deleted": {"type": "boolean"},
-        "filename_lower": {"type": "keyword"},
-        "filename_reversed": {"type": "keyword"},
-        "sort_time": {"type": "keyword"},
-        "taken_utc": {"type": "keyword"},
-        "camera_make": {"type": "keyword"},
-        "lens_model": {"type": "keyword"},
-        "lens_key": {"type": "keyword"},
+        "filename_lower": KEYWORD,
+        "filename_reversed": KEYWORD,
+        "sort_time": KEYWORD,
+        "taken_utc": KEYWORD,
+        "camera_make": KEYWORD,
+        "lens_model": KEYWORD,
+        "lens_key": KEYWORD,
         "description": {"type": "text"},
         "ocr_text": {"type": "text"},
         "caption": {"type": "text"},
-        "embedding_model": {"type": "keyword"},
+        "embedding_model": KEYWORD,
         # The embedding goes into `vectors.d<dims>`: a dense_vector field per length, mapped on
         # first use by the template below. One field for every vector would take its dims from
         # the first vector indexed and refuse any other length for good (another model, or a
@@ -87,7 +92,7 @@ MAPPING: dict[str, Any] = {
     ],
 }
 # In index names: an index made with an older MAPPING is rebuilt, not written to.
-MAPPING_VERSION = 2
+MAPPING_VERSION = 3  # 2: a vector field per length; 3: keywords ignore_above
 
 
 def vector_field(dimension: int) -> str:
@@ -271,7 +276,7 @@ class ElasticIndex:
         # 409: Elasticsearch holds a newer version of that document already, which is the point.
         failed = [e for e in errors if next(iter(e.values())).get("status") != 409]
         if failed:
-            raise RuntimeError(f"Elasticsearch refused {len(failed)} documents, e.g. {failed[0]}")
+            raise RuntimeError(f"Elasticsearch refused {len(failed)} documents, e.g. {str(failed[0])[:1000]}")
         self.indexed += len(rows)
 
     def catch_up(self, wait: float = -1) -> int:
