@@ -71,7 +71,12 @@ PROPS
 
 stop() {
   if [ -f "$DATA/kafka.pid" ]; then
-    kill "$(cat "$DATA/kafka.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$DATA/kafka.pid")
+    kill "$pid" 2>/dev/null || true
+    # Wait for the broker to exit (it flushes its logs), so a following `start` finds the port free.
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -0 "$pid" 2>/dev/null && { say "broker $pid still running after 30 s; killing it"; kill -9 "$pid" 2>/dev/null || true; }
     rm -f "$DATA/kafka.pid"
     say "stopped"
   fi

@@ -42,6 +42,16 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
         bus.update(status="ok", pending_messages=services.bus.pending())
     else:
         bus.update(status="off", note="no workers in this process (DARKROOM_RUN_WORKERS=false)")
+    relay = services.relay
+    if relay is not None:
+        # How far the relay (outbox on Kafka) has published: a stalled one leaves jobs unstarted.
+        error = getattr(relay, "last_error", None)
+        bus["relay"] = {"position": relay.position, "lag": max(0, head - relay.position),
+                        "status": "stalled" if error else "ok"}
+        if error:
+            bus["relay"]["error"] = error
+            bus["status"] = "degraded"
+            report["status"] = "degraded"
     if services.worker is not None:
         bus["worker"] = {"id": services.worker.worker_id, "queues": services.worker.queues,
                          "concurrency": services.worker.concurrency, "busy": services.worker.busy}
