@@ -167,6 +167,29 @@ def test_embedded_elasticsearch_and_sql_agree(library: Any, data: Any) -> None:
         assert ([h for h, _ in answer[0]], answer[1]) == (expected, total), "Elasticsearch"
 
 
+@pytest.mark.parametrize("index", INDEXES)
+def test_prefixes_and_suffixes_next_to_the_last_code_point(tmp_path: Path, index: str) -> None:
+    """U+10FFFF is a legal character of a file name; next to a prefix or a suffix it must not fall
+    outside the range scans the embedded index narrows prefix and suffix searches with."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=index == "elasticsearch"))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        rng = random.Random(3)
+        for n, name in enumerate(["abc\U0010ffffx.jpg", "x\U0010ffffz.jpg", "abc.jpg", "yz.jpg"]):
+            add_synthetic(services, owner, rng, n, name=name, extras=False)
+        settle(services)
+        for mode, value, expected in (("startswith", "abc", 2), ("endswith", "z.jpg", 2),
+                                      ("matches", "abc*", 2), ("startswith", "abc\U0010ffff", 1),
+                                      ("startswith", "\ud7ff", 0)):
+            f = AssetFilter(filename_mode=mode, filename_value=value)
+            assert services.catalog.filter(owner, f, 10, 0)[1] == expected, (mode, value)
+            assert services.search.filter(owner, f, 10, 0)[1] == expected, (mode, value)
+            assert services.search.embedded.filter(owner, f, 10, 0)[1] == expected, (mode, value)
+    finally:
+        drop_es(services)
+        services.close()
+
+
 def test_the_library_is_not_trivial(library: Any) -> None:
     """The property above compares real selections: many assets pass, many do not."""
     services, owners, _ = library

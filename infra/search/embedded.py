@@ -24,8 +24,21 @@ from infra.search.vectors import VectorIndex
 from projections.queries import AssetFilter, _NEVER, filename_condition, filter_conditions, parse_glob
 from projections.search_index import generation_of
 
-# Sorts after every character a file name holds: the exclusive end of a prefix range.
-_TOP = "\U0010ffff"
+
+def _prefix_range(where: list[str], params: list[Any], column: str, prefix: str) -> None:
+    """`column` starts with `prefix`, as a range scan: from the prefix up to (not including) the
+    prefix with its last character moved one up, the first text after all that start with it
+    (text compares by code point: BINARY on UTF-8). A prefix that ends in the last code point
+    has no such bound and gets no range (the exact condition beside it still holds)."""
+    if not prefix or prefix[-1] == "\U0010ffff":
+        return
+    after = ord(prefix[-1]) + 1
+    if 0xD800 <= after <= 0xDFFF:  # surrogates are no characters (and not encodable): skip them
+        after = 0xE000
+    where.append(f"{column} >= ? AND {column} < ?")
+    params += [prefix, prefix[:-1] + chr(after)]
+
+
 # A substring found in at most this many documents (of all owners) is looked up through FTS5
 # first; a commoner one is found faster by scanning the owner's assets in listing order.
 FTS_SELECTIVE = 2000
@@ -103,12 +116,10 @@ class EmbeddedIndex:
         runs: list[str] = []
         if mode == "contains":
             runs = [needle] if len(needle) >= 3 else []
-        elif mode == "startswith" and needle:
-            where.append("filename_lower >= ? AND filename_lower < ?")
-            params += [needle, needle + _TOP]
-        elif mode == "endswith" and needle:
-            where.append("filename_reversed >= ? AND filename_reversed < ?")
-            params += [needle[::-1], needle[::-1] + _TOP]
+        elif mode == "startswith":
+            _prefix_range(where, params, "filename_lower", needle)
+        elif mode == "endswith":
+            _prefix_range(where, params, "filename_reversed", needle[::-1])
         elif mode == "matches":
             tokens = parse_glob(needle)
             if any(t[0] == _NEVER for t in tokens):
@@ -116,8 +127,7 @@ class EmbeddedIndex:
             runs = _literal_runs(tokens)
             prefix = _prefix(tokens)
             if prefix:
-                where.append("filename_lower >= ? AND filename_lower < ?")
-                params += [prefix, prefix + _TOP]
+                _prefix_range(where, params, "filename_lower", prefix)
                 runs = []  # the prefix range narrows well enough
         return [_fts_phrase(r) for r in runs]
 
