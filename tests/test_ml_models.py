@@ -287,6 +287,37 @@ def test_the_clip_embedder_is_the_text_side_of_the_recorded_image_vectors(ml, tm
     assert load_embedder(broken) is None
 
 
+def test_the_clip_model_loads_with_the_first_semantic_search_not_in_every_process(ml, tmp_path):
+    """Every process bootstraps the services (`darkroom worker`'s parent, `projections status`):
+    only one that searches by meaning may hold the CLIP model (GPU memory), and it frees it."""
+    from infra.bootstrap import bootstrap
+    from infra.search import SearchUnavailable
+    from projections.queries import AssetFilter
+
+    registry.release()
+    key = ("clip", str(ml["clip"]), "cpu")
+    services = bootstrap(make_settings(tmp_path, "sqlite", model_clip=str(ml["clip"]), ml_device="cpu"))
+    try:
+        assert key not in registry._CACHE
+        assert services.search.health()["semantic"] == {"status": "ok", "model": "clip"}
+        assert services.search.semantic(1, AssetFilter(), "a red dog", 5, 0) == ([], 0)
+        assert key in registry._CACHE
+    finally:
+        services.close()
+    assert key not in registry._CACHE
+    # A model directory that is there but does not load: semantic search says why, health too.
+    broken = tmp_path / "broken-clip"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    services = bootstrap(make_settings(tmp_path / "b", "sqlite", model_clip=str(broken), ml_device="cpu"))
+    try:
+        with pytest.raises(SearchUnavailable, match="broken-clip"):
+            services.search.semantic(1, AssetFilter(), "a red dog", 5, 0)
+        assert services.search.health()["semantic"]["status"] == "off"
+    finally:
+        services.close()
+
+
 def test_broken_files_fail_with_a_message_never_a_crash_and_settings_come_from_the_environment(
     ml, tmp_path, monkeypatch
 ):

@@ -199,12 +199,12 @@ async def search_assets(ctx: Ctx) -> web.Response:
         try:
             assets, total = await ctx.run(ctx.services.search.semantic, ctx.user_id, _filter_of(body),
                                           body.query, limit, body.offset)
-        except SearchUnavailable:
+        except SearchUnavailable as exc:
             return fail(
-                503, "semantic search is unavailable: no embedder is configured",
-                "search_type 'semantic' needs an embedding model, and this server has none "
-                "(set DARKROOM_EMBEDDER or configure the CLIP model); use search_type 'filename' "
-                "or a filter",
+                503, f"semantic search is unavailable: {exc}",
+                "search_type 'semantic' needs an embedding model that loads, and this server has "
+                "none (set DARKROOM_EMBEDDER or configure the CLIP model); use search_type "
+                "'filename' or a filter",
             )
         return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
     assets, total = await ctx.run(ctx.services.search.filter, ctx.user_id, _filter_of(body),

@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from infra.database import Database
-from infra.embedding import Embedder, normalise
+from infra.embedding import Embedder, EmbedderUnavailable, normalise
 from infra.search.embedded import EmbeddedIndex
 from infra.settings import Settings
 from projections.base import chunks
@@ -150,7 +150,10 @@ class SearchService:
         first, each with its `score` (cosine similarity), and how many were ranked."""
         if self.embedder is None:
             raise SearchUnavailable("no embedder is configured")
-        vector = normalise(self.embedder.embed_texts([query])[0])
+        try:
+            vector = normalise(self.embedder.embed_texts([query])[0])
+        except EmbedderUnavailable as exc:  # a model that does not load, found on first use
+            raise SearchUnavailable(str(exc)) from None
         model = self.embedder.model_id
         answer = None
         if self._use_elastic():
@@ -168,6 +171,9 @@ class SearchService:
             "semantic": {"status": "ok", "model": self.embedder.model_id} if self.embedder is not None
             else {"status": "off", "note": "no embedder configured: semantic search answers 503"},
         }
+        if getattr(self.embedder, "error", None):
+            report["semantic"] = {"status": "off", "model": self.embedder.model_id,
+                                  "note": f"{self.embedder.error}: semantic search answers 503"}
         if self.elastic is None:
             report["status"] = "ok"
             return report
