@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import datetime
 from typing import Any
 
+from infra.background import Background
 from infra.bus import Bus, JobMessage
 from infra.database import Database
 from infra.event_stream import event_record
@@ -36,16 +36,14 @@ def _epoch(value: datetime | str) -> float:
     return value.timestamp()
 
 
-class JobRelay:
+class JobRelay(Background):
     def __init__(self, app: Any, jobs: Jobs, bus: Bus, batch_size: int = 500) -> None:
+        super().__init__("relay", join_timeout=10)
         self.app = app
         self.jobs = jobs
         self.bus = bus
         self.batch_size = batch_size
         self.position = 0
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def recover(self) -> int:
         """Start at the log head and republish every waiting job of the read model."""
@@ -76,11 +74,7 @@ class JobRelay:
 
     def start(self) -> None:
         self.recover()
-        self._thread = threading.Thread(target=self._run, name="relay", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
+        super().start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -89,14 +83,7 @@ class JobRelay:
                     pass
             except Exception:
                 log.exception("relay failed; retrying")
-            self._wake.wait(0.2)
-            self._wake.clear()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._pause(0.2)
 
 
 RELAY_POSITIONS = "relay_positions"
@@ -121,10 +108,11 @@ def event_value(position: int, topic: str, event: Any) -> bytes:
     return value
 
 
-class OutboxRelay:
+class OutboxRelay(Background):
     """Publishes the log to Kafka from a tracked position (see the module docstring)."""
 
     def __init__(self, app: Any, db: Database, bus: Any, batch_size: int = 500) -> None:
+        super().__init__("outbox-relay")
         self.app = app
         self.db = db
         self.bus = bus  # a KafkaBus
@@ -132,9 +120,6 @@ class OutboxRelay:
         self.name = f"kafka:{bus.config.prefix}"
         self.published = 0  # records acknowledged by Kafka since start (events and jobs)
         self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self.ensure_table()
         self.position = self.stored_position()
 
@@ -181,13 +166,6 @@ class OutboxRelay:
                 break
         return total
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
     def _run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
@@ -205,11 +183,4 @@ class OutboxRelay:
                 self.bus.reset_producer()
                 self._stop.wait(backoff)
                 continue
-            self._wake.wait(0.2)
-            self._wake.clear()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._pause(0.2)

@@ -15,11 +15,11 @@ after the job timeout. And as everywhere, any job running past the timeout plus 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from infra.background import Background
 from infra.bus import JobMessage
 from processors.worker import rescue_lost_jobs
 
@@ -32,17 +32,15 @@ def _epoch(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-class JobScheduler:
+class JobScheduler(Background):
     def __init__(self, services: Any, bus: Any, interval: float = 1.0) -> None:
+        super().__init__("scheduler")
         self.services = services
         self.bus = bus  # a KafkaBus
         self.interval = interval
         self.timeout = services.settings.job_timeout_seconds
         self.published: dict[int, tuple[str, float]] = {}  # job id -> (scheduled_at, when)
         self.last_error: str | None = None
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def publish_due(self) -> int:
         """Publish every due retry not published for its current due time (or long ago)."""
@@ -92,13 +90,6 @@ class JobScheduler:
             self.services.wake()  # the projections pick the retries up; the next tick sends them
         return rescued + self.publish_due()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -108,11 +99,4 @@ class JobScheduler:
                 if self.last_error is None:
                     log.warning("scheduler: %s: %s; retrying every %g s", type(exc).__name__, exc, self.interval)
                 self.last_error = f"{type(exc).__name__}: {exc}"
-            self._wake.wait(self.interval)
-            self._wake.clear()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+            self._pause(self.interval)

@@ -20,6 +20,7 @@ from typing import Any
 
 from eventsourcing.application import Application
 
+from infra.background import Background
 from infra.database import Database, Transaction
 from projections.base import Projection
 
@@ -196,29 +197,14 @@ def rebuild(
     return replayed
 
 
-class ProjectionDaemon:
+class ProjectionDaemon(Background):
     """Runs runners in a background thread, polling the log; `wake` makes it look at once."""
 
     def __init__(self, runners: Iterable[ProjectionRunner], interval: float = 0.5) -> None:
+        super().__init__("projections", join_timeout=10)
         self.runners = list(runners)
         self.interval = interval
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.errors: dict[str, str] = {}  # runner name -> its last error, until it recovers
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="projections", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -229,5 +215,4 @@ class ProjectionDaemon:
                 except Exception as exc:  # keep following; health reports it
                     self.errors[runner.name] = repr(exc)
                     time.sleep(1)
-            self._wake.wait(self.interval)
-            self._wake.clear()
+            self._pause(self.interval)
