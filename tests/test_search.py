@@ -566,6 +566,28 @@ def test_searches_and_commands_never_wait_for_the_first_build_of_the_index(tmp_p
         services.close()
 
 
+def test_processes_starting_at_once_both_get_the_mirror_table(tmp_path: Path, backend: str, pg_schema: str | None) -> None:
+    """The server and a worker start together on a fresh database: both look for
+    `search_mirrors`, one creates it; the other must start too, not fail on the table."""
+    from infra.search.elastic import ElasticIndex
+
+    services = bootstrap(search_settings(tmp_path, backend, pg_schema, es=False))
+    try:
+        settings = dataclasses.replace(services.settings, elasticsearch_url="http://127.0.0.1:9")
+        ElasticIndex(settings, services.db).close()  # the other process, a moment earlier
+        real = services.db.table_exists
+        looks: list[str] = []
+
+        def looked_before_it_was_made(tx: Any, name: str) -> bool:
+            looks.append(name)
+            return False if len(looks) == 1 else real(tx, name)
+
+        services.db.table_exists = looked_before_it_was_made  # type: ignore[method-assign]
+        ElasticIndex(settings, services.db).close()
+    finally:
+        services.close()
+
+
 # -- Elasticsearch down --------------------------------------------------------------------------
 
 

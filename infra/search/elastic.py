@@ -216,10 +216,17 @@ class ElasticIndex:
         self.ready = False  # an index stands behind the alias, caught up at least once
         self._known: tuple[str, str] | None = None  # (generation, index) the alias was seen on
         self._lock = threading.Lock()
-        with db.transaction() as tx:
-            if not db.table_exists(tx, MIRRORS_TABLE):
-                tx.execute(f"CREATE TABLE {MIRRORS_TABLE} (name TEXT PRIMARY KEY, generation TEXT NOT NULL, "
-                           "seq BIGINT NOT NULL, index_name TEXT NOT NULL)")
+        try:
+            with db.transaction() as tx:
+                if not db.table_exists(tx, MIRRORS_TABLE):
+                    tx.execute(f"CREATE TABLE {MIRRORS_TABLE} (name TEXT PRIMARY KEY, generation TEXT NOT NULL, "
+                               "seq BIGINT NOT NULL, index_name TEXT NOT NULL)")
+        except Exception:
+            # Another process (the server and a worker start together) made it meanwhile.
+            with db.reader() as tx:
+                if not db.table_exists(tx, MIRRORS_TABLE):
+                    self.client.close()
+                    raise
 
     @property
     def healthy(self) -> bool:
