@@ -588,6 +588,30 @@ def test_processes_starting_at_once_both_get_the_mirror_table(tmp_path: Path, ba
         services.close()
 
 
+@needs_es
+def test_a_deleted_asset_never_shows_while_elasticsearch_lags(tmp_path: Path) -> None:
+    """The mirror may be behind the SQL read models (the following thread in a long rebuild lets
+    a command wait for it only briefly): a hit Elasticsearch still has for a deleted asset is not
+    an asset any more."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        rng = random.Random(6)
+        ids = [add_synthetic(services, owner, rng, n, extras=False, name=f"cat_{n}.jpg",
+                             vector=vector_for({"cat": 1.0, "dog": n / 10})) for n in range(3)]
+        settle(services)
+        services.app.delete_asset(owner, uuid.UUID(ids[0]))
+        for runner in services.runners.values():  # the SQL read models apply it; the mirror not yet
+            runner.catch_up()
+        assert services.search.elastic.lag() > 0
+        assets, _ = services.search.filter(owner, AssetFilter(), 10, 0)
+        ranked, _ = services.search.semantic(owner, AssetFilter(), "cat", 10, 0)
+        assert ids[0] not in [a["asset_id"] for a in assets + ranked]
+    finally:
+        drop_es(services)
+        services.close()
+
+
 # -- Elasticsearch down --------------------------------------------------------------------------
 
 

@@ -28,10 +28,11 @@ Hits = list[tuple[str, float | None]]
 
 
 def assets_by_id(db: Database, owner_id: int, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """The owner's catalog assets among these ids (an index answers ids; the catalog the rest)."""
+    """The owner's live catalog assets among these ids (an index answers ids; the catalog the
+    rest). Deleted ones are left out: Elasticsearch may not have the delete yet."""
     found: dict[str, dict[str, Any]] = {}
     for part in chunks(list(asset_ids)):
-        rows = db.query(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? "
+        rows = db.query(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? AND is_deleted = 0 "
                         f"AND asset_id IN ({', '.join('?' * len(part))})", (owner_id, *part))
         found.update((r["asset_id"], asset_from_row(r)) for r in rows)
     return found
