@@ -103,7 +103,8 @@ OPTS
   local java_home="${ES_JAVA_HOME:-${JAVA_HOME:-}}"
   [ -n "$java_home" ] || java_home=$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")
   say "starting $VERSION on $URL (heap $HEAP, Java in $java_home, data in $DATA)"
-  as_user env ES_PATH_CONF="$DATA/config" ES_TMPDIR="$DATA/tmp" ES_JAVA_HOME="$java_home" \
+  # setsid: its own session, so the node outlives the shell or test that started it.
+  as_user setsid env ES_PATH_CONF="$DATA/config" ES_TMPDIR="$DATA/tmp" ES_JAVA_HOME="$java_home" \
     "$HOME_DIR/bin/elasticsearch" -d -p "$DATA/es.pid" > "$DATA/start.log" 2>&1 \
     || { say "it did not start:"; tail -n 30 "$DATA/start.log" >&2; tail -n 30 "$DATA/logs/darkroom-dev.log" >&2 2>/dev/null; exit 1; }
   for _ in $(seq 1 120); do healthy && break; sleep 1; done

@@ -62,7 +62,8 @@ PROPS
       || { say "formatting $DATA/logs failed"; exit 1; }
   fi
   say "starting broker $VERSION on 127.0.0.1:$PORT (data in $DATA)"
-  nohup java -Xms256m -Xmx512m -cp "$cp" kafka.Kafka "$DATA/server.properties" > "$DATA/kafka.log" 2>&1 &
+  # Its own session: the broker outlives the shell or test that started it (and its process group).
+  nohup setsid java -Xms256m -Xmx512m -cp "$cp" kafka.Kafka "$DATA/server.properties" > "$DATA/kafka.log" 2>&1 &
   echo $! > "$DATA/kafka.pid"
   for _ in $(seq 1 120); do port_open "$PORT" && break; sleep 0.5; done
   port_open "$PORT" || { say "broker did not start; log: $DATA/kafka.log"; tail -n 20 "$DATA/kafka.log" >&2; exit 1; }
