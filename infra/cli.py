@@ -55,6 +55,14 @@ def cmd_projections_status(args: argparse.Namespace) -> int:
             position = runner.position()
             print(f"{name:<12} {position:>10} {head - position:>8}")
         print(f"{'(log head)':<12} {head:>10}")
+        elastic = getattr(services.search, "elastic", None)
+        if elastic is not None:  # the search index's mirror: its lag counts documents, not events
+            try:
+                lag = elastic.lag()
+                shown = "not built yet" if lag is None else f"{lag} documents behind search_index"
+            except Exception as exc:
+                shown = f"unreachable ({type(exc).__name__}: {exc})"
+            print(f"elasticsearch mirror {elastic.alias} at {elastic.url}: {shown}")
     finally:
         services.close()
     return 0

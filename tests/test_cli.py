@@ -21,6 +21,8 @@ def cli_env(settings) -> dict[str, str]:
         "DARKROOM_DATABASE_URL": settings.database_url,
         "DARKROOM_DATABASE_SCHEMA": settings.database_schema,
         "DARKROOM_JWT_SECRET": settings.jwt_secret,
+        "DARKROOM_ELASTICSEARCH_URL": settings.elasticsearch_url,
+        "DARKROOM_ELASTICSEARCH_PREFIX": settings.elasticsearch_prefix,
     })
     return env
 

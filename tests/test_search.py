@@ -664,3 +664,21 @@ async def test_elasticsearch_down_answers_from_sql_and_catches_up(
     finally:
         drop_es(services)
         services.close()
+
+
+@needs_es
+def test_projections_status_shows_the_elasticsearch_mirror(tmp_path: Path) -> None:
+    from tests.test_cli import darkroom
+
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        add_synthetic(services, owner, random.Random(3), 5, extras=False)
+        settle(services)
+        out = darkroom(services.settings, "projections", "status").stdout
+        line = [x for x in out.splitlines() if x.startswith("elasticsearch mirror")]
+        assert line and services.search.elastic.alias in line[0] and "0 documents behind" in line[0], out
+    finally:
+        drop_es(services)
+        services.close()
+
