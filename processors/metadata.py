@@ -878,6 +878,11 @@ def extract_metadata(job: JobInput) -> dict[str, Any]:
     if kind == "PHOTO":
         if exif_problem:
             raise UnprocessableMedia(f"{name}: exiftool: {exif_problem}")
+        # Noise can hold an MPEG audio frame sync, which exiftool reads as MP3: not an image.
+        detected = tags.get("MIMEType", ["File"], others=False)
+        if isinstance(detected, str) and detected.startswith("audio/"):
+            file_type = tags.get("FileType", ["File"], others=False) or detected
+            raise UnprocessableMedia(f"{name}: exiftool reads it as {file_type} ({detected}), not an image")
         return _photo(job, tags)
 
     if kind in ("VIDEO", "AUDIO"):
