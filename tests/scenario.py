@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import time
+from typing import Any
 from uuid import UUID
 
 from blake3 import blake3
@@ -60,3 +62,23 @@ def snapshot(services: Services) -> dict[str, list[dict[str, object]]]:
         "albums": services.db.query("SELECT * FROM albums ORDER BY album_id"),
         "album_assets": services.db.query("SELECT * FROM album_assets ORDER BY album_id, asset_id"),
     }
+
+
+FINAL_JOB_STATES = ("completed", "discarded", "cancelled")
+
+
+def settle_jobs(services: Services, timeout: float = 60.0, every: float = 0.05) -> list[dict[str, Any]]:
+    """Wait until every job is final (catching the read models up as it goes); return them all."""
+    deadline = time.monotonic() + timeout
+    jobs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        for runner in services.runners.values():
+            runner.catch_up()
+        jobs, _, _ = services.jobs.page(state=None, queue=None, kind=None, since=None, before=None,
+                                        limit=1000, include_count=False)
+        if jobs and all(j["state"] in FINAL_JOB_STATES for j in jobs):
+            return jobs
+        time.sleep(every)
+    raise AssertionError(f"jobs not final after {timeout}s: "
+                         f"{[(j['id'], j['queue'], j['state'], j['errors']) for j in jobs]}")
+

@@ -12,7 +12,7 @@ from commands.jobs import JobPolicy
 from domain.job import IllegalTransition, Job
 from processors import worker as worker_module
 from tests.helpers import register
-from tests.scenario import fake_upload
+from tests.scenario import fake_upload, settle_jobs
 
 FAKE = "tests.fake_processors:"
 
@@ -23,20 +23,6 @@ def start(services, timeout: float = 20.0, **processors: str) -> None:
     services.app.job_policy = JobPolicy(max_attempts=3, backoff_base_seconds=0.05, backoff_cap_seconds=0.2)
     specs = {q: FAKE + processors.get(q, "ok") for q in ("metadata_asset", "thumbnail_asset", "transcode_asset")}
     services.start_processing(processors=specs)
-
-
-def settle_jobs(services, timeout: float = 60.0) -> list[dict]:
-    """Wait until every job is final; return them all."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for runner in services.runners.values():
-            runner.catch_up()
-        jobs, _, _ = services.jobs.page(state=None, queue=None, kind=None, since=None, before=None,
-                                        limit=1000, include_count=False)
-        if jobs and all(j["state"] in ("completed", "discarded", "cancelled") for j in jobs):
-            return jobs
-        time.sleep(0.05)
-    raise AssertionError(f"jobs not final after {timeout}s: {[(j['id'], j['queue'], j['state']) for j in jobs]}")
 
 
 def by_queue(jobs: list[dict]) -> dict[str, dict]:

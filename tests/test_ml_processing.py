@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from projections.runner import rebuild  # noqa: E402
 from tests.conftest import MEDIA, make_settings  # noqa: E402
 from tests.helpers import register  # noqa: E402
 from tests.ml_fixtures import models_once, text_image  # noqa: E402
-from tests.scenario import fake_upload  # noqa: E402
+from tests.scenario import fake_upload, settle_jobs  # noqa: E402
 
 PHOTO = MEDIA / "photo" / "canon_eos_5d_mark_iii_lens.jpg"
 VIDEO = MEDIA / "video" / "gps_udta_720p.mp4"
@@ -77,17 +76,8 @@ def start_workers(services: Services) -> None:
 
 
 async def settle(services: Services, timeout: float = 120.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    jobs: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        for runner in services.runners.values():
-            runner.catch_up()
-        jobs, _, _ = services.jobs.page(state=None, queue=None, kind=None, since=None, before=None,
-                                        limit=1000, include_count=False)
-        if jobs and all(j["state"] in ("completed", "discarded", "cancelled") for j in jobs):
-            return jobs
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"jobs not final: {[(j['queue'], j['state'], j['errors']) for j in jobs]}")
+    """`settle_jobs` off the event loop, so the test's HTTP client and server keep running."""
+    return await asyncio.to_thread(settle_jobs, services, timeout, 0.1)
 
 
 @pytest.fixture
