@@ -24,7 +24,8 @@ import json
 import logging
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
@@ -69,9 +70,28 @@ WAVEFORM_BAR = (38, 42, 48)
 WAVEFORM_NORMALISE_ABOVE = 0.02  # peak amplitude (-34 dBFS)
 
 
+@contextmanager
+def decoding(media: str = "media") -> Iterator[None]:
+    """A decoder's error (libvips, FFmpeg, PDFium, LibRaw) becomes UnprocessableMedia with the
+    decoder's message: a bad file fails its job, never the worker. `media` names what FFmpeg was
+    decoding in the message."""
+    try:
+        yield
+    except UnprocessableMedia:
+        raise
+    except pyvips.Error as e:
+        raise UnprocessableMedia(f"cannot decode image: {_vips_message(e)}") from e
+    except av.error.FFmpegError as e:
+        raise UnprocessableMedia(f"cannot decode {media}: {e}") from e
+    except pdfium.PdfiumError as e:
+        raise UnprocessableMedia(f"cannot render PDF: {e}") from e
+    except rawpy.LibRawError as e:
+        raise UnprocessableMedia(f"cannot decode RAW: {type(e).__name__}: {e}") from e
+
+
 def make_thumbnails(job: JobInput) -> dict[str, Any]:
     path = Path(job.original_path)
-    try:
+    with decoding():
         if job.asset_type == "PHOTO":
             if job.mime_type in RAW_MIME_TYPES:
                 renditions = _from_image(_raw_image(path))
@@ -89,16 +109,6 @@ def make_thumbnails(job: JobInput) -> dict[str, Any]:
         else:
             raise UnprocessableMedia(f"no thumbnails for asset type {job.asset_type!r}")
         return {"thumbnails": _write_all(job, renditions)}
-    except UnprocessableMedia:
-        raise
-    except pyvips.Error as e:
-        raise UnprocessableMedia(f"cannot decode image: {_vips_message(e)}") from e
-    except av.error.FFmpegError as e:
-        raise UnprocessableMedia(f"cannot decode media: {e}") from e
-    except pdfium.PdfiumError as e:
-        raise UnprocessableMedia(f"cannot render PDF: {e}") from e
-    except rawpy.LibRawError as e:
-        raise UnprocessableMedia(f"cannot decode RAW: {type(e).__name__}: {e}") from e
 
 
 # --- writing ---------------------------------------------------------------------------------

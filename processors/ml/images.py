@@ -32,19 +32,13 @@ def job_images(job: JobInput, frames: int = len(VIDEO_FRACTIONS),
     """One picture for a photo; up to `frames` sampled frames for a video (in time order); the
     longest side at most `longest`."""
     path = Path(job.original_path)
-    try:
+    with thumbnails.decoding("video"):
         if job.asset_type == "PHOTO":
             return [photo(path, job.mime_type, longest)]
         if job.asset_type == "VIDEO":
             if not thumbnails._has_picture(path):
                 raise NoPictures("the video has no picture stream (sound only): nothing to look at")
             return video_frames(path, frames, longest)
-    except UnprocessableMedia:
-        raise
-    except pyvips.Error as e:
-        raise UnprocessableMedia(f"cannot decode image: {e.message}") from e
-    except av.error.FFmpegError as e:
-        raise UnprocessableMedia(f"cannot decode video: {e}") from e
     raise UnprocessableMedia(f"no pictures to look at in a {job.asset_type}")
 
 
