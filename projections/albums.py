@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from infra.database import Database, Row, Transaction
-from projections.base import Projection, chunks, handles, ts, upsert
+from projections.base import Projection, chunks, rows_in, handles, ts, upsert
 from projections.catalog import CATALOG_COLUMNS, asset_from_row
 
 ALBUM_COLUMNS = "album_id, user_id, album_name, description, cover_asset_id, created_at, updated_at"
@@ -60,13 +60,9 @@ class AlbumsProjection(Projection):
                 row["members"] = []
                 states[row["aggregate_id"]] = row
                 by_id[int(row["album_id"])] = row
-        for part in chunks(sorted(by_id)):
-            for m in tx.fetchall(
-                f"SELECT album_id, asset_id FROM {members} "
-                f"WHERE album_id IN ({', '.join('?' * len(part))}) ORDER BY album_id, position",
-                part,
-            ):
-                by_id[int(m["album_id"])]["members"].append(m["asset_id"])
+        for m in rows_in(tx, f"SELECT album_id, asset_id FROM {members}", "album_id", by_id,
+                         order_by="album_id, position"):
+            by_id[int(m["album_id"])]["members"].append(m["asset_id"])
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
@@ -108,6 +108,21 @@ class Projection:
 def chunks(items: list[Any], size: int = 500) -> Iterable[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def rows_in(tx: Transaction, select: str, column: str, keys: Iterable[Any],
+            order_by: str = "") -> Iterator[dict[str, Any]]:
+    """The rows of `select` (a SELECT ... FROM ... without WHERE) whose `column` is one of `keys`,
+    asked in chunks of bound parameters; `order_by` orders each chunk's rows."""
+    tail = f" ORDER BY {order_by}" if order_by else ""
+    for part in chunks(sorted(keys)):
+        yield from tx.fetchall(f"{select} WHERE {column} IN ({', '.join('?' * len(part))}){tail}", part)
+
+
+def delete_in(tx: Transaction, table: str, column: str, keys: Iterable[Any]) -> None:
+    """Delete the rows of `table` whose `column` is one of `keys`, in chunks."""
+    for part in chunks(sorted(keys)):
+        tx.execute(f"DELETE FROM {table} WHERE {column} IN ({', '.join('?' * len(part))})", part)
 
 
 def upsert(tx: Transaction, table: str, columns: list[str], key: str, rows: list[tuple[Any, ...]]) -> None:

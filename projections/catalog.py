@@ -10,7 +10,7 @@ from domain.asset import status_of
 from domain.camera import clean_lens, lens_key, normalise_make
 from infra.database import Database, Row, Transaction
 from infra.media_types import RAW_MIME_TYPES
-from projections.base import Projection, chunks, handles, to_json, ts, upsert
+from projections.base import Projection, rows_in, handles, to_json, ts, upsert
 from projections.queries import AssetFilter, filename_condition, filter_conditions, taken_instant
 
 CATALOG_COLUMNS = (
@@ -86,15 +86,10 @@ class CatalogProjection(Projection):
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("catalog_assets")
         states: dict[str, Any] = {}
-        for part in chunks(sorted(keys)):
-            rows = tx.fetchall(
-                f"SELECT {CATALOG_COLUMNS} FROM {table} WHERE asset_id IN ({', '.join('?' * len(part))})",
-                part,
-            )
-            for row in rows:
-                for column in _JSON_COLUMNS:
-                    row[column] = json.loads(row[column])
-                states[row["asset_id"]] = row
+        for row in rows_in(tx, f"SELECT {CATALOG_COLUMNS} FROM {table}", "asset_id", keys):
+            for column in _JSON_COLUMNS:
+                row[column] = json.loads(row[column])
+            states[row["asset_id"]] = row
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.camera import clean_lens, lens_key, normalise_make
 from infra.database import Database, Transaction
-from projections.base import Projection, chunks, handles, to_json, upsert
+from projections.base import Projection, rows_in, handles, to_json, upsert
 from projections.queries import taken_instant
 
 FACET_COLUMNS = ["asset_id", "owner_id", "camera_make", "lens_model", "lens_key", "year", "is_deleted", "sources"]
@@ -47,14 +47,9 @@ class FacetsProjection(Projection):
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("facet_values")
         states: dict[str, Any] = {}
-        for part in chunks(sorted(keys)):
-            for row in tx.fetchall(
-                f"SELECT {', '.join(FACET_COLUMNS)} FROM {table} "
-                f"WHERE asset_id IN ({', '.join('?' * len(part))})",
-                part,
-            ):
-                row["sources"] = json.loads(row["sources"])
-                states[row["asset_id"]] = row
+        for row in rows_in(tx, f"SELECT {', '.join(FACET_COLUMNS)} FROM {table}", "asset_id", keys):
+            row["sources"] = json.loads(row["sources"])
+            states[row["asset_id"]] = row
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:

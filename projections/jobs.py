@@ -9,7 +9,7 @@ from typing import Any
 
 from domain.job import STATES
 from infra.database import Database, Row, Transaction
-from projections.base import Projection, chunks, handles, to_json, ts, upsert
+from projections.base import Projection, rows_in, handles, to_json, ts, upsert
 
 JOB_COLUMNS = [
     "job_id", "aggregate_id", "kind", "queue", "state", "args", "metadata", "attempt",
@@ -54,15 +54,10 @@ class JobsProjection(Projection):
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         states: dict[str, Any] = {}
-        for part in chunks(sorted(keys)):
-            for row in tx.fetchall(
-                f"SELECT {', '.join(JOB_COLUMNS)} FROM {self.t('jobs')} "
-                f"WHERE aggregate_id IN ({', '.join('?' * len(part))})",
-                part,
-            ):
-                for column in _JSON:
-                    row[column] = json.loads(row[column])
-                states[row["aggregate_id"]] = row
+        for row in rows_in(tx, f"SELECT {', '.join(JOB_COLUMNS)} FROM {self.t('jobs')}", "aggregate_id", keys):
+            for column in _JSON:
+                row[column] = json.loads(row[column])
+            states[row["aggregate_id"]] = row
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from infra.database import Database, Row, Transaction
-from projections.base import Projection, chunks, to_json, upsert
+from projections.base import Projection, delete_in, rows_in, to_json, upsert
 
 SAME_PERSON_SIMILARITY = 0.6
 FACE_COLUMNS = ["face_id", "asset_id", "owner_id", "face_index", "box", "confidence", "embedding",
@@ -96,14 +96,11 @@ class _Batch:
 
     def load(self, asset_ids: set[str]) -> None:
         assets, faces, _ = (self.p.t(b) for b in self.p.tables)
-        for part in chunks(sorted(asset_ids)):
-            marks = ", ".join("?" * len(part))
-            for row in self.tx.fetchall(f"SELECT asset_id, owner_id FROM {assets} WHERE asset_id IN ({marks})", part):
-                self.owners[row["asset_id"]] = int(row["owner_id"])
-            for row in self.tx.fetchall(
-                f"SELECT {', '.join(FACE_COLUMNS)} FROM {faces} WHERE asset_id IN ({marks}) ORDER BY face_id", part
-            ):
-                self.faces.setdefault(row["asset_id"], []).append(row)
+        for row in rows_in(self.tx, f"SELECT asset_id, owner_id FROM {assets}", "asset_id", asset_ids):
+            self.owners[row["asset_id"]] = int(row["owner_id"])
+        for row in rows_in(self.tx, f"SELECT {', '.join(FACE_COLUMNS)} FROM {faces}", "asset_id", asset_ids,
+                           order_by="face_id"):
+            self.faces.setdefault(row["asset_id"], []).append(row)
         for asset_id in asset_ids:
             self.faces.setdefault(asset_id, [])
         self.loaded_faces = {a: list(f) for a, f in self.faces.items()}
@@ -173,11 +170,9 @@ class _Batch:
         assets, faces, people_table = (self.p.t(b) for b in self.p.tables)
         upsert(self.tx, assets, ["asset_id", "owner_id"], "asset_id",
                [(a, self.owners[a]) for a in sorted(self.new_assets)])
-        for part in chunks(sorted(self.deleted)):
-            self.tx.execute(f"DELETE FROM {assets} WHERE asset_id IN ({', '.join('?' * len(part))})", part)
+        delete_in(self.tx, assets, "asset_id", self.deleted)
         changed = sorted(a for a, f in self.faces.items() if f != self.loaded_faces.get(a, []))
-        for part in chunks(changed):
-            self.tx.execute(f"DELETE FROM {faces} WHERE asset_id IN ({', '.join('?' * len(part))})", part)
+        delete_in(self.tx, faces, "asset_id", changed)
         rows = [tuple(f[c] for c in FACE_COLUMNS) for a in changed for f in self.faces[a]]
         if rows:
             self.tx.executemany(
@@ -192,8 +187,7 @@ class _Batch:
                 else:
                     gone.append(person_id)
         upsert(self.tx, people_table, PERSON_COLUMNS, "person_id", keep)
-        for part in chunks(gone):
-            self.tx.execute(f"DELETE FROM {people_table} WHERE person_id IN ({', '.join('?' * len(part))})", part)
+        delete_in(self.tx, people_table, "person_id", gone)
 
 
 class People:

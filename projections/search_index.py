@@ -33,7 +33,7 @@ from domain.camera import clean_lens, lens_key, normalise_make
 from infra.database import Transaction
 from infra.embedding import normalise
 from infra.media_types import RAW_MIME_TYPES
-from projections.base import Projection, chunks, handles, ts, upsert
+from projections.base import Projection, delete_in, rows_in, handles, ts, upsert
 from projections.catalog import sortable_time
 from projections.queries import taken_instant
 
@@ -145,23 +145,15 @@ class SearchIndexProjection(Projection):
             # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
             tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
 
-    def drop_tables(self, tx: Transaction) -> None:
-        for base in self.tables:
-            tx.execute(f"DROP TABLE IF EXISTS {self.t(base)}")
-
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("search_documents")
         states: dict[str, Any] = {}
-        for part in chunks(sorted(keys)):
-            for row in tx.fetchall(
-                f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM {table} "
-                f"WHERE asset_id IN ({', '.join('?' * len(part))})", part,
-            ):
-                for column in _JSON:
-                    row[column] = json.loads(row[column]) if row[column] is not None else None
-                row["embedding"] = vector_of(row["embedding"])
-                row["_indexed_text"] = _text_of(row)  # what search_text holds for it now
-                states[row["asset_id"]] = row
+        for row in rows_in(tx, f"SELECT {', '.join(DOCUMENT_COLUMNS)} FROM {table}", "asset_id", keys):
+            for column in _JSON:
+                row[column] = json.loads(row[column]) if row[column] is not None else None
+            row["embedding"] = vector_of(row["embedding"])
+            row["_indexed_text"] = _text_of(row)  # what search_text holds for it now
+            states[row["asset_id"]] = row
         return states
 
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:
@@ -194,8 +186,7 @@ class SearchIndexProjection(Projection):
                 if now is not None:
                     fresh.append((state["doc_id"], *now))
                 state["_indexed_text"] = now
-            for part in chunks(stale):
-                tx.execute(f"DELETE FROM {text} WHERE rowid IN ({', '.join('?' * len(part))})", part)
+            delete_in(tx, text, "rowid", stale)
             tx.executemany(f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                            fresh)
 
