@@ -427,6 +427,32 @@ async def test_get_asset_include_albums(client, media):
     assert_failure(body, 400)
 
 
+@pytest.mark.parametrize("part", ["include_species", "include_ocr", "include_faces", "include_ai_descriptions"])
+async def test_get_asset_with_a_bad_ml_part_flag_is_400(client, media, part):
+    alice = await register(client, "alice")
+    asset_id = (await upload(alice, media, PHOTO))["asset_id"]
+    body = await get_asset(alice, asset_id, expect=400, query=f"?{part}=maybe")
+    assert_failure(body, 400)
+    assert part in str(body)  # the message names the parameter
+
+
+@pytest.mark.parametrize("vector", [[], [1.0, float("nan")], [1.0, float("inf")], [True, 1.0], ["1", 2.0],
+                                    "1,2,3", [0.5] * 4097])
+def test_a_bad_embedding_is_refused_and_records_nothing(services, vector):
+    from uuid import UUID
+
+    from domain.errors import InvalidInput
+    from tests.scenario import fake_upload
+
+    owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+    asset_id = UUID(str(services.app.upload(fake_upload(owner, 1)).asset_id))
+    before = services.app.recorder.max_notification_id()
+    with pytest.raises(InvalidInput):
+        services.app.record_embedding(asset_id, "clip-test", vector)
+    assert services.app.recorder.max_notification_id() == before
+    assert services.app.repository.get(asset_id).embedding == {}
+
+
 async def test_get_unknown_malformed_or_foreign_asset_is_404(client, media):
     """An id that does not exist, is not a UUID, or is someone else's: 404 all the same."""
     alice = await register(client, "alice")
