@@ -3,7 +3,9 @@
 The same loop serves every bus. Processors run in a pool of child processes (pebble) with a
 per-job timeout: a processor that raises fails its attempt; one that hangs past the timeout is
 killed and fails its attempt; one whose process dies (a segfault in a decoder) fails its attempt.
-The worker itself keeps going. A worker that is itself killed leaves jobs `running`; the rescuer
+The worker itself keeps going: when a child dies before pebble has seen it take its task, pebble
+declares the whole pool broken ("All workers expired") and every later `schedule` raises, so the
+worker fails the attempts that pool held and starts a fresh pool. A worker that is itself killed leaves jobs `running`; the rescuer
 fails those attempts once they are older than the timeout plus a grace period (on Kafka the
 scheduler also rescues, sooner, the jobs of a worker that left its consumer group).
 
@@ -23,6 +25,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -72,13 +75,49 @@ class Worker:
         self._slots = threading.BoundedSemaphore(self.concurrency)
         self._running: set[Any] = set()  # futures of the jobs in the pool now
         self._releasing = False
+        self._pool_lock = threading.Lock()
+        self.pools_renewed = 0
 
-    def start(self) -> None:
+    def _new_pool(self) -> ProcessPool:
         # forkserver: children do not inherit this process's threads and locks.
-        self._pool = ProcessPool(
+        return ProcessPool(
             max_workers=self.concurrency, max_tasks=500,
             context=multiprocessing.get_context("forkserver"),
         )
+
+    def _renew_pool(self, broken: ProcessPool | None) -> None:
+        """Replace `broken` (if it is still the current pool) with a fresh one, unless stopping.
+        Its tasks already failed with BrokenProcessPool; its children are stopped."""
+        with self._pool_lock:
+            if broken is not self._pool or self._stop.is_set():
+                return
+            log.error("worker %s: its process pool broke; starting a fresh one", self.worker_id)
+            self._pool = self._new_pool()
+            self.pools_renewed += 1
+        if broken is not None:
+            broken.stop()
+            broken.join(timeout=10)
+
+    def _schedule(self, queue: str, job: JobInput) -> tuple[ProcessPool, Any]:
+        """Hand the job to the pool, renewing a broken pool first (or once, if it broke between
+        the check and the hand-over)."""
+        for last_try in (False, True):
+            with self._pool_lock:
+                pool = self._pool
+            assert pool is not None
+            if not pool.active:
+                self._renew_pool(pool)
+                continue
+            try:
+                return pool, pool.schedule(registry.run, args=(self.processors[queue], job),
+                                           timeout=self.timeout)
+            except RuntimeError:  # pebble: "Unexpected error within the Pool"
+                if last_try or pool.active:
+                    raise
+        raise RuntimeError(f"worker {self.worker_id} has no working process pool (stopping?)")
+
+    def start(self) -> None:
+        self._pool = self._new_pool()
         # A bus with a consumer per queue (Kafka: one consumer group per queue) gets threads per
         # queue, each polling one consumer only, so every consumer keeps up with its group's
         # rebalances; the slots still bound the jobs running at once to `concurrency`.
@@ -99,9 +138,11 @@ class Worker:
         """Take no more work; jobs in flight are abandoned (the pool is stopped at once, not
         waited for) and the rescuer retries them after their timeout."""
         self._stop.set()
-        if self._pool is not None:
-            self._pool.stop()
-            self._pool.join(timeout=10)
+        with self._pool_lock:  # after this, _renew_pool sees the stop and starts nothing
+            pool = self._pool
+        if pool is not None:
+            pool.stop()
+            pool.join(timeout=10)
         for t in self._threads:
             t.join(timeout=10)
 
@@ -180,9 +221,12 @@ class Worker:
             derived_dir=derived_dir_for(self.derived_root, ticket.asset_id),
             derived_root=self.derived_root,
         )
-        assert self._pool is not None
-        future = self._pool.schedule(registry.run, args=(self.processors[ticket.queue], job),
-                                     timeout=self.timeout)
+        try:
+            pool, future = self._schedule(ticket.queue, job)
+        except Exception as exc:  # claimed but not started: fail the attempt, never leave it running
+            log.exception("job %s: could not hand %s to a child process", ticket.job_id, ticket.queue)
+            return app.fail_job(ticket.job_id, ticket.attempt,
+                                f"{ticket.queue} could not start: {type(exc).__name__}: {exc}") or "stale"
         with self._busy_lock:
             self._running.add(future)
         try:
@@ -191,6 +235,10 @@ class Worker:
             error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
         except ProcessExpired as exc:
             error = f"{ticket.queue} process died (exit code {exc.exitcode}) on {ticket.original_filename}"
+        except BrokenProcessPool as exc:  # a child died unseen; every task of that pool fails
+            error = (f"{ticket.queue} process died or was lost with it ({exc}: the worker started a "
+                     f"fresh process pool) on {ticket.original_filename}")
+            self._renew_pool(pool)
         except Exception as exc:  # the processor raised: the attempt fails, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
         else:

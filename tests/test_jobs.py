@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -126,6 +128,52 @@ def test_a_processor_whose_process_dies_fails_its_attempt_not_the_worker(service
     meta = by_queue(settle_jobs(services))["metadata_asset"]
     assert meta["state"] == "discarded" and "process died" in meta["errors"][0]["error"]
     assert services.worker._pool is not None and services.worker._pool.active
+
+
+class _BrokenPool:
+    """Stands in for a pebble pool that declared itself broken (a child died before pebble saw it
+    take its task): what it held fails with BrokenProcessPool and it is no longer active."""
+
+    def __init__(self, active: bool) -> None:
+        self.active, self.stopped, self.handed = active, False, 0
+
+    def schedule(self, fn, args, timeout):
+        self.handed += 1
+        self.active = False
+        future: Future = Future()
+        future.set_exception(BrokenProcessPool("All workers expired"))
+        return future
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    def join(self, timeout=None) -> None:
+        pass
+
+
+def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services):
+    start(services)
+    broken = services.worker._pool
+    services.worker._pool = fake = _BrokenPool(active=True)
+    broken.stop()
+    _, outcome = upload_photo(services)
+    jobs = settle_jobs(services)
+    assert {j["state"] for j in jobs} == {"completed"}
+    hit = [j for j in jobs if j["errors"]]
+    assert hit and all(j["attempt"] == 2 and "process died" in j["errors"][0]["error"] for j in hit)
+    assert fake.handed == len(hit) and fake.stopped
+    assert services.worker.pools_renewed == 1 and services.worker._pool.active
+
+
+def test_a_pool_found_broken_is_replaced_before_the_job_is_handed_over(services):
+    start(services)
+    real = services.worker._pool
+    services.worker._pool = fake = _BrokenPool(active=False)
+    real.stop()
+    _, outcome = upload_photo(services)
+    jobs = settle_jobs(services)
+    assert [(j["state"], j["attempt"], j["errors"]) for j in jobs] == [("completed", 1, [])] * len(jobs)
+    assert fake.handed == 0 and fake.stopped and services.worker.pools_renewed == 1
 
 
 def test_a_job_left_running_by_a_lost_worker_is_rescued_and_finished(services, monkeypatch):
