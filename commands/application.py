@@ -41,6 +41,9 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Applicat
         return True
 
     def save_and_position(self, *aggregates: Any) -> int:
-        """Save, and return the position of the last recorded event (0 if nothing changed)."""
+        """Save, and return the position of the last recorded event (0 if nothing changed).
+        A command that changed nothing (rating what it already is) does not touch the store."""
+        if not any(getattr(a, "pending_events", True) for a in aggregates):
+            return 0
         recordings = self.save(*aggregates)
         return recordings[-1].notification.id if recordings else 0

@@ -11,7 +11,7 @@ from typing import Any
 from commands import Darkroom
 from commands.jobs import JobPolicy
 from infra.database import Database
-from infra.eventstore import eventstore_env, prepare_database
+from infra.eventstore import eventstore_env, prepare_database, schema_setup_lock
 from infra.passwords import Passwords
 from infra.settings import Settings
 from infra.storage import Storage
@@ -152,7 +152,15 @@ class Services:
 def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     prepare_database(settings)
-    app = Darkroom(env=eventstore_env(settings))
+    with schema_setup_lock(settings):
+        app = Darkroom(env=eventstore_env(settings))
+        db = Database(settings)
+        runners = {
+            name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
+            for name, cls in PROJECTIONS.items()
+        }
+        for runner in runners.values():
+            runner.ensure_tables()
     app.refresh_token_ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
     app.job_policy = JobPolicy(
         max_attempts=settings.job_max_attempts,
@@ -161,13 +169,6 @@ def bootstrap(settings: Settings) -> Services:
     from processors.ml import enabled_tasks
 
     app.enrichment_tasks = enabled_tasks(settings)  # ML tasks with a model: uploads enqueue them
-    db = Database(settings)
-    runners = {
-        name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
-        for name, cls in PROJECTIONS.items()
-    }
-    for runner in runners.values():
-        runner.ensure_tables()
     from infra.embedding import load_embedder
     from infra.search import SearchService
 

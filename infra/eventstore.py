@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventsourcing.postgres import PostgresApplicationRecorder
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
+from psycopg.sql import SQL, Identifier
 
 from infra.settings import Settings
 
@@ -77,14 +83,102 @@ def prepare_database(settings: Settings) -> None:
         ) from None
 
 
-class PollingPostgresRecorder(PostgresApplicationRecorder):
-    """eventsourcing's PostgreSQL recorder without the NOTIFY on every insert.
+@contextmanager
+def schema_setup_lock(settings: Settings) -> Iterator[None]:
+    """Serialise creating the event store's and read models' tables between processes.
 
-    NOTIFY serves `subscribe()`, which Darkroom does not use: projections poll the notification
-    log the same way on both backends. Measured on this machine, NOTIFY costs about a third of an
-    insert transaction's time. The table lock that keeps notification order equal to commit order
-    stays.
+    `serve` and its workers started together on an empty PostgreSQL schema otherwise race on
+    CREATE TABLE IF NOT EXISTS / CREATE TYPE / CREATE OR REPLACE FUNCTION, and all but one die
+    ("duplicate key value violates unique constraint pg_type_typname_nsp_index"). SQLite
+    serialises those statements on its database lock already.
     """
+    if not settings.is_postgres:
+        yield
+        return
+    import psycopg
+
+    with psycopg.connect(**settings.postgres_parts(), connect_timeout=10, autocommit=True) as conn:
+        key = f"darkroom-setup:{settings.database_schema or 'public'}"
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+
+class PollingPostgresRecorder(PostgresApplicationRecorder):
+    """eventsourcing's PostgreSQL recorder, inserting in one round trip and without NOTIFY.
+
+    eventsourcing inserts in a pipelined transaction: BEGIN, SET lock_timeout, LOCK TABLE, NOTIFY,
+    INSERT, sync, COMMIT — several waits on the server per command. Here one statement calls a
+    PL/pgSQL function that takes the same EXCLUSIVE table lock (so notification order stays equal
+    to commit order: a reader never passes a gap that an open transaction fills later) and
+    inserts; in autocommit the lock is held until that statement's own transaction commits.
+    NOTIFY serves `subscribe()`, which Darkroom does not use: projections poll the notification
+    log the same way on both backends.
+    """
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        function = Identifier(f"darkroom_insert_events_{self.datastore.originator_id_type}")
+        self.sql_create_statements.append(SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}(events {schema}.{event}[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+            "BEGIN"
+            "  SET LOCAL lock_timeout = '{lock_timeout}s';"
+            "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;"
+            "  RETURN QUERY"
+            "    INSERT INTO {schema}.{table} AS t (originator_id, originator_version, topic, state)"
+            "    SELECT originator_id, originator_version, topic, state FROM unnest(events)"
+            "    RETURNING t.notification_id;"
+            "END; $BODY$"
+        ).format(
+            schema=schema, function=function, event=Identifier(self.stored_event_type_name),
+            table=Identifier(self.events_table_name), lock_timeout=self.datastore.lock_timeout,
+        ))
+        self._select_rendered: tuple[bytes, bytes] | None = None
+        self._insert_call = SQL("SELECT id FROM {schema}.{function}(%s) AS id").format(
+            schema=schema, function=function
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        if not stored_events:
+            return []
+        events = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._insert_call, (events,), prepare=True)
+            return [row["id"] for row in curs.fetchall()]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
+        desc: bool = False, limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The reads a command makes (all of an aggregate's events, or those after a cached
+        version) with their statement rendered once; other shapes go to eventsourcing's."""
+        if lte is not None or desc or limit is not None:
+            return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            if self._select_rendered is None:
+                order = SQL(" ORDER BY originator_version ASC")
+                self._select_rendered = (
+                    (self.select_events_statement + order).as_bytes(conn),
+                    (self.select_events_statement + SQL(" AND originator_version > %s") + order).as_bytes(conn),
+                )
+            if gt is None:
+                curs.execute(self._select_rendered[0], (originator_id,), prepare=True)
+            else:
+                curs.execute(self._select_rendered[1], (originator_id, gt), prepare=True)
+            return [
+                StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                            topic=row["topic"], state=bytes(row["state"]))
+                for row in curs.fetchall()
+            ]
 
     def _notify_channel(self, curs: Any) -> None:
         return None

@@ -8,12 +8,17 @@ event stream, read through `services.app`) and the read models seen over HTTP mu
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import random
+import threading
 from typing import Any
 from uuid import UUID
 
+import pytest
+
 from domain.ids import album_id_to_uuid
 from tests.helpers import API, User, photos, register
+from tests.scenario import fake_upload
 
 
 
@@ -254,3 +259,63 @@ async def test_parallel_registrations_of_one_email_let_exactly_one_win(client):
     assert sorted(r["_status"] for r in answers) == [201, 409, 409, 409], answers
     [won] = [r for r in answers if r["_status"] == 201]
     assert won["data"]["user"]["user_id"] == 1
+
+
+# -- the event log ---------------------------------------------------------------------------
+
+
+def test_an_event_waits_for_an_open_insert_so_log_order_is_commit_order(services, backend):
+    """PostgreSQL: while another transaction holds the events table's insert lock with an event
+    not yet committed, a command's insert waits, then lands after it. Were it to land first, a
+    projection tailing the log would pass the open event's lower notification id and miss it."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises writers on its database lock")
+    app = services.app
+    owner = app.register("u", "u@example.org", "x").user.user_id
+    first, second = (app.upload(fake_upload(owner, n)).asset_id for n in range(2))
+    other = app.repository.get(first)
+    other.rate(5)
+    stored = app.mapper.to_stored_event(other.collect_events()[0])
+    recorder = app.recorder
+    head = recorder.max_notification_id()
+    event = recorder.construct_pg_stored_event(stored.originator_id, stored.originator_version,
+                                               stored.topic, stored.state)
+    with recorder.datastore.get_connection() as conn, conn.transaction():
+        # The same insert the recorder makes, in a transaction left open until the block ends.
+        open_id = conn.execute(recorder._insert_call, ([event],)).fetchone()["id"]
+        done: list[int] = []
+        command = threading.Thread(target=lambda: done.append(app.rate(owner, second, 3)))
+        command.start()
+        command.join(timeout=1.0)
+        assert command.is_alive() and not done, "the command's insert did not wait for the lock"
+        assert recorder.max_notification_id() == head
+    command.join(timeout=10)
+    assert done and done[0] > open_id > head
+    assert app.repository.get(second).rating == 3 and app.repository.get(first).rating == 5
+
+
+def _bootstrap_once(settings: Any, failures: Any) -> None:
+    from infra.bootstrap import bootstrap
+
+    try:
+        bootstrap(settings).close()
+    except Exception as exc:  # reported to the test, which names it
+        failures.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_starting_together_on_an_empty_schema_all_come_up(settings, backend):
+    """`serve` and its workers started at once on a fresh database: each creates the event store
+    and the read models' tables; none may die on another's CREATE TABLE/TYPE/FUNCTION."""
+    if backend != "postgres":
+        pytest.skip("SQLite serialises schema changes on its database lock")
+    context = multiprocessing.get_context("spawn")
+    failures = context.Queue()
+    starters = [context.Process(target=_bootstrap_once, args=(settings, failures)) for _ in range(4)]
+    for p in starters:
+        p.start()
+    for p in starters:
+        p.join(timeout=120)
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    assert errors == [] and [p.exitcode for p in starters] == [0] * 4, errors
