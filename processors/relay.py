@@ -11,6 +11,8 @@ Its position is a row in the read-model database, written only after Kafka ackno
 whole batch: a crash or restart publishes the unacknowledged tail again (at least once; readers
 deduplicate by `position`). Kafka being down stalls only this loop, which retries with backoff;
 commands never wait for it. Retries of failed jobs go out through the scheduler when due.
+With several `serve` replicas on one database, one relay leads (`infra.leadership`) and the
+others stand by, taking over from the stored position when the leader goes away.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from infra.background import Background
 from infra.bus import Bus, JobMessage
 from infra.database import Database
 from infra.event_stream import event_record
+from infra.leadership import Leadership
 from projections.jobs import Jobs
 from projections.runner import head_position
 
@@ -89,6 +92,7 @@ class JobRelay(Background):
 RELAY_POSITIONS = "relay_positions"
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 10.0
+STANDBY_POLL_SECONDS = 1.0  # how often a standby relay asks for the leadership
 
 
 # Below the broker's default max.message.bytes (1 MiB): a bigger record would stall the relay.
@@ -120,6 +124,8 @@ class OutboxRelay(Background):
         self.name = f"kafka:{bus.config.prefix}"
         self.published = 0  # records acknowledged by Kafka since start (events and jobs)
         self.last_error: str | None = None
+        self.role = "starting"  # then "leader", or "standby" while another replica's relay leads
+        self.leadership = Leadership(db.settings, f"outbox-relay-{bus.config.prefix}")
         self.ensure_table()
         self.position = self.stored_position()
 
@@ -166,9 +172,32 @@ class OutboxRelay(Background):
                 break
         return total
 
+    def _lead(self) -> bool:
+        """Hold the leadership (see the module docstring); a standby follows the stored position."""
+        if not self.leadership.hold():
+            if self.role != "standby":
+                log.info("relay: another replica's relay leads; standing by")
+            self.role = "standby"
+            try:
+                self.position = self.stored_position()
+            except Exception:  # the database is away: the leader will say so
+                pass
+            return False
+        if self.role != "leader":
+            self.position = self.stored_position()  # where the previous leader got to
+            self.role = "leader"
+        return True
+
+    def stop(self) -> None:
+        super().stop()
+        self.leadership.release()
+
     def _run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():
+            if not self._lead():
+                self._stop.wait(STANDBY_POLL_SECONDS)
+                continue
             try:
                 self.bus.ensure_topics([], events=True)
                 self.catch_up()

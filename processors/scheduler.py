@@ -10,6 +10,9 @@ Rescue, two ways. A job `running` on a worker that is no longer in its queue's c
 worker: its attempt is failed at once, so it is retried as soon as its backoff ends instead of
 after the job timeout. And as everywhere, any job running past the timeout plus grace is failed
 (`processors.worker.rescue_lost_jobs`).
+
+With several `serve` replicas on one database one scheduler leads (`infra.leadership`); the
+others stand by.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from infra.background import Background
 from infra.bus import JobMessage
+from infra.leadership import Leadership
 from processors.worker import rescue_lost_jobs
 
 log = logging.getLogger("darkroom.scheduler")
@@ -41,6 +45,7 @@ class JobScheduler(Background):
         self.timeout = services.settings.job_timeout_seconds
         self.published: dict[int, tuple[str, float]] = {}  # job id -> (scheduled_at, when)
         self.last_error: str | None = None
+        self.leadership = Leadership(services.settings, f"scheduler-{bus.config.prefix}")
 
     def publish_due(self) -> int:
         """Publish every due retry not published for its current due time (or long ago)."""
@@ -90,8 +95,15 @@ class JobScheduler(Background):
             self.services.wake()  # the projections pick the retries up; the next tick sends them
         return rescued + self.publish_due()
 
+    def stop(self) -> None:
+        super().stop()
+        self.leadership.release()
+
     def _run(self) -> None:
         while not self._stop.is_set():
+            if not self.leadership.hold():  # another replica's scheduler leads
+                self._pause(self.interval)
+                continue
             try:
                 self.tick()
                 self.last_error = None

@@ -284,7 +284,7 @@ async def test_uploads_succeed_while_kafka_is_down_and_processing_resumes_after(
     assert len(jobs) == 2 * 6 and all(j["state"] == "completed" for j in jobs)
     assert all(n == 1 for n in completions(services).values())
     relay = (await (await client.get("/api/v1/health")).json())["data"]["bus"]["relay"]
-    assert relay["status"] == "ok" and "error" not in relay, relay
+    assert relay["status"] == "ok" and relay["role"] == "leader" and "error" not in relay, relay
     for asset_id in [before["data"]["asset_id"], *ids]:
         shown = (await alice.call("GET", f"/assets/{asset_id}"))["data"]
         assert shown["status"]["state"] == "complete", shown["status"]
@@ -329,6 +329,37 @@ def test_relay_restart_republishes_nothing_that_changes_results_and_events_repla
         if r["position"] not in seen:
             seen.append(r["position"])
     assert all(v == sorted(v) for v in by_key.values())  # order per key, duplicates aside
+    assert w.terminate() == 0
+
+
+def test_of_two_serve_replicas_one_relays_and_the_other_takes_over_when_it_goes(kafka_darkroom):
+    k = kafka_darkroom()
+    first = k.serve()
+    wait_until(lambda: first.relay.role == "leader" and first.scheduler.leadership.held, 15, "the first replica to lead")
+    second = k.serve()  # same database, same topics
+    owner = register_owner(first)
+    for n in range(6):
+        first.app.upload(fake_upload(owner, n))
+    head = first.app.recorder.max_notification_id()
+    wait_until(lambda: first.relay.stored_position() == head, 30, "the leading relay to publish")
+    wait_until(lambda: second.relay.position == head, 10, "the standby to follow the stored position")
+    assert second.relay.role == "standby" and second.relay.published == 0
+    assert not second.scheduler.leadership.held
+    assert second.relay.stored_position() == head
+
+    first.close()  # the leading replica goes away
+    for n in range(6, 10):
+        second.app.upload(fake_upload(owner, n))
+    head = second.app.recorder.max_notification_id()
+    wait_until(lambda: second.relay.role == "leader" and second.relay.stored_position() == head, 30,
+               "the standby to take over and publish the rest")
+    wait_until(lambda: second.scheduler.leadership.held, 15, "the standby's scheduler to take over")
+    records = event_records(BOOTSTRAP, k.config.events_topic)
+    # A clean handover: every event out exactly once, from one relay or the other.
+    assert sorted(r["position"] for r in records) == [p for p, _, _ in stored_events(second)]
+    w = k.worker("--concurrency", "2", *OK_PROCESSORS)
+    jobs = settle(second, timeout=60)
+    assert len(jobs) == 20 and all(j["state"] == "completed" for j in jobs)
     assert w.terminate() == 0
 
 

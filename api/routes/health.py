@@ -48,6 +48,8 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
         error = getattr(relay, "last_error", None)
         bus["relay"] = {"position": relay.position, "lag": max(0, head - relay.position),
                         "status": "stalled" if error else "ok"}
+        if hasattr(relay, "role"):  # the outbox relay: "leader", or "standby" behind another replica's
+            bus["relay"]["role"] = relay.role
         if error:
             bus["relay"]["error"] = error
             bus["status"] = "degraded"

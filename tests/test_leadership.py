@@ -1,0 +1,43 @@
+"""Leadership: one holder at a time of a named role, on SQLite (a lock file) and PostgreSQL
+(an advisory lock), handed over when the holder releases it or dies."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from infra import leadership as leadership_module
+from infra.leadership import Leadership
+
+
+def test_one_holder_at_a_time_and_a_release_hands_over(settings):
+    a, b = Leadership(settings, "relay-x"), Leadership(settings, "relay-x")
+    other_role = Leadership(settings, "scheduler-x")
+    try:
+        assert a.hold() and a.hold()  # holding again is cheap and still true
+        assert not b.hold() and not b.held
+        assert other_role.hold()  # another name is another role
+        a.release()
+        assert not a.held and b.hold()
+        assert not a.hold()  # now the other one leads
+    finally:
+        for x in (a, b, other_role):
+            x.release()
+
+
+def test_a_postgres_leader_whose_session_dies_steps_down_and_another_takes_over(settings, backend, monkeypatch):
+    if backend != "postgres":
+        pytest.skip("SQLite's lock file is dropped by the kernel when the process dies")
+    monkeypatch.setattr(leadership_module, "CHECK_EVERY_SECONDS", 0.0)
+    a, b = Leadership(settings, "relay-y"), Leadership(settings, "relay-y")
+    try:
+        assert a.hold()
+        pid = a._conn.info.backend_pid
+        with psycopg.connect(**settings.postgres_parts(), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        assert b.hold()  # the lock went with the session
+        assert not a.hold() and not a.held  # the old leader notices and stands by
+        assert not a.hold()  # and stays a standby while b holds
+    finally:
+        a.release()
+        b.release()
