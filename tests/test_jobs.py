@@ -151,13 +151,18 @@ class _BrokenPool:
         pass
 
 
-def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services):
+def _run_on_broken_pool(services, active: bool) -> tuple[_BrokenPool, list[dict]]:
+    """Start the worker, swap its pool for a broken one, upload a photo; the settled jobs."""
     start(services)
-    broken = services.worker._pool
-    services.worker._pool = fake = _BrokenPool(active=True)
-    broken.stop()
-    _, outcome = upload_photo(services)
-    jobs = settle_jobs(services)
+    real = services.worker._pool
+    services.worker._pool = fake = _BrokenPool(active=active)
+    real.stop()
+    upload_photo(services)
+    return fake, settle_jobs(services)
+
+
+def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services):
+    fake, jobs = _run_on_broken_pool(services, active=True)
     assert {j["state"] for j in jobs} == {"completed"}
     hit = [j for j in jobs if j["errors"]]
     assert hit and all(j["attempt"] == 2 and "process died" in j["errors"][0]["error"] for j in hit)
@@ -166,12 +171,7 @@ def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services
 
 
 def test_a_pool_found_broken_is_replaced_before_the_job_is_handed_over(services):
-    start(services)
-    real = services.worker._pool
-    services.worker._pool = fake = _BrokenPool(active=False)
-    real.stop()
-    _, outcome = upload_photo(services)
-    jobs = settle_jobs(services)
+    fake, jobs = _run_on_broken_pool(services, active=False)
     assert [(j["state"], j["attempt"], j["errors"]) for j in jobs] == [("completed", 1, [])] * len(jobs)
     assert fake.handed == 0 and fake.stopped and services.worker.pools_renewed == 1
 
