@@ -453,6 +453,31 @@ def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path:
 
 
 @needs_es
+def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(tmp_path: Path) -> None:
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
+        settle(services)
+        elastic = services.search.elastic
+        generation = services.db.query_one("SELECT generation FROM search_generation")["generation"]
+        killed_mid_build = f"{elastic._name_prefix()}{generation[:12]}-deadbeef"
+        older_mapping = f"{elastic.alias}-{generation[:12]}-0123abcd"
+        not_ours = f"{elastic.alias}-notes"
+        aliased = f"{elastic.alias}-m1-{generation[:12]}-feedf00d"
+        for name in (killed_mid_build, older_mapping, not_ours, aliased):
+            elastic.client.indices.create(index=name)
+        elastic.client.indices.put_alias(index=aliased, name=f"{elastic.alias}-someone-elses")
+        elastic.rebuild()
+        left = set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*"))
+        assert left == {elastic._alias_target(), not_ours, aliased}
+        assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 1
+    finally:
+        drop_es(services)
+        services.close()
+
+
+@needs_es
 def test_an_older_document_never_overwrites_a_newer_one(tmp_path: Path) -> None:
     services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
     try:

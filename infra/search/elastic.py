@@ -26,6 +26,7 @@ type, which a full distribution would use for infix search on many distinct name
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import uuid
@@ -356,6 +357,7 @@ class ElasticIndex:
             raise
         for o in old:
             self.client.options(ignore_status=404).indices.delete(index=o)
+        self._drop_leftovers(keep=name)
         self._save_state(generation, seq, name)
         self._known = (generation, name)
         log.info("search index: built %s with %d documents in %.1f s and moved %s to it",
@@ -364,6 +366,22 @@ class ElasticIndex:
 
     def _name_prefix(self) -> str:
         return f"{self.alias}-m{MAPPING_VERSION}-"
+
+    def _drop_leftovers(self, keep: str) -> list[str]:
+        """Delete indices of this alias left by rebuilds that never finished (a process killed
+        mid-build) or never swapped in: named as `rebuild` names them (any mapping version) and
+        behind no alias. Another replica's build in progress, if deleted, fails and is retried
+        against the index swapped in here. Returns the names deleted."""
+        ours = re.compile(rf"^{re.escape(self.alias)}-(m\d+-)?[0-9a-f]{{1,12}}-[0-9a-f]{{8}}$")
+        found = self.client.options(ignore_status=404).indices.get_alias(index=f"{self.alias}-*")
+        leftovers = [name for name, info in dict(found).items()
+                     if name != keep and ours.match(name) and not info.get("aliases")]
+        for name in leftovers:
+            self.client.options(ignore_status=404).indices.delete(index=name)
+        if leftovers:
+            log.info("search index: deleted %d index(es) left by unfinished rebuilds: %s",
+                     len(leftovers), ", ".join(leftovers))
+        return leftovers
 
     def lag(self) -> int | None:
         state = self._state()
