@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import uuid
+from concurrent.futures import InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
@@ -40,6 +41,7 @@ from processors.base import JobInput
 log = logging.getLogger("darkroom.worker")
 RESCUE_GRACE_SECONDS = 30.0
 REPUBLISH_DELAY_SECONDS = 5.0
+RESULT_GRACE_SECONDS = 30.0  # beyond the job timeout, how long to wait for an answer pebble owes
 
 
 def new_worker_id() -> str:
@@ -73,7 +75,7 @@ class Worker:
         self.taken = 0  # jobs this worker claimed since it started
         self._busy_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.concurrency)
-        self._running: set[Any] = set()  # futures of the jobs in the pool now
+        self._running: dict[Any, ProcessPool] = {}  # future of each job in a pool now -> its pool
         self._releasing = False
         self._pool_lock = threading.Lock()
         self.pools_renewed = 0
@@ -87,21 +89,30 @@ class Worker:
 
     def _renew_pool(self, broken: ProcessPool | None) -> None:
         """Replace `broken` (if it is still the current pool) with a fresh one, unless stopping.
-        Its tasks already failed with BrokenProcessPool; its children are stopped."""
+        Its children are stopped; any of its futures pebble left unresolved (a task handed over
+        as it broke) fail with BrokenProcessPool, so no job waits on a dead pool."""
         with self._pool_lock:
             if broken is not self._pool or self._stop.is_set():
                 return
             log.error("worker %s: its process pool broke; starting a fresh one", self.worker_id)
             self._pool = self._new_pool()
             self.pools_renewed += 1
-        if broken is not None:
-            broken.stop()
-            broken.join(timeout=10)
+        if broken is None:
+            return
+        broken.stop()
+        broken.join(timeout=10)
+        with self._busy_lock:
+            stranded = [f for f, pool in self._running.items() if pool is broken]
+        for future in stranded:
+            try:
+                future.set_exception(BrokenProcessPool("the worker's process pool broke"))
+            except InvalidStateError:  # resolved meanwhile
+                pass
 
     def _schedule(self, queue: str, job: JobInput) -> tuple[ProcessPool, Any]:
-        """Hand the job to the pool, renewing a broken pool first (or once, if it broke between
-        the check and the hand-over)."""
-        for last_try in (False, True):
+        """Hand the job to the pool, renewing a broken pool first, and again if it broke between
+        the check and the hand-over."""
+        for _ in range(3):
             with self._pool_lock:
                 pool = self._pool
             assert pool is not None
@@ -109,11 +120,15 @@ class Worker:
                 self._renew_pool(pool)
                 continue
             try:
-                return pool, pool.schedule(registry.run, args=(self.processors[queue], job),
-                                           timeout=self.timeout)
+                future = pool.schedule(registry.run, args=(self.processors[queue], job), timeout=self.timeout)
             except RuntimeError:  # pebble: "Unexpected error within the Pool"
-                if last_try or pool.active:
+                if pool.active:
                     raise
+                self._renew_pool(pool)
+                continue
+            with self._busy_lock:
+                self._running[future] = pool
+            return pool, future
         raise RuntimeError(f"worker {self.worker_id} has no working process pool (stopping?)")
 
     def start(self) -> None:
@@ -213,26 +228,32 @@ class Worker:
 
     def _run(self, ticket: JobTicket) -> str:
         app = self.services.app
-        job = JobInput(
-            job_id=ticket.job_id, asset_id=ticket.asset_id, asset_type=ticket.asset_type,
-            mime_type=ticket.mime_type,
-            original_path=self.services.storage.path_of(ticket.repository_id, ticket.storage_path),
-            original_filename=ticket.original_filename,
-            derived_dir=derived_dir_for(self.derived_root, ticket.asset_id),
-            derived_root=self.derived_root,
-        )
         try:
+            job = JobInput(
+                job_id=ticket.job_id, asset_id=ticket.asset_id, asset_type=ticket.asset_type,
+                mime_type=ticket.mime_type,
+                original_path=self.services.storage.path_of(ticket.repository_id, ticket.storage_path),
+                original_filename=ticket.original_filename,
+                derived_dir=derived_dir_for(self.derived_root, ticket.asset_id),
+                derived_root=self.derived_root,
+            )
             pool, future = self._schedule(ticket.queue, job)
         except Exception as exc:  # claimed but not started: fail the attempt, never leave it running
             log.exception("job %s: could not hand %s to a child process", ticket.job_id, ticket.queue)
             return app.fail_job(ticket.job_id, ticket.attempt,
                                 f"{ticket.queue} could not start: {type(exc).__name__}: {exc}") or "stale"
-        with self._busy_lock:
-            self._running.add(future)
         try:
-            result = future.result()
+            # pebble enforces the timeout from the moment a child takes the task; the wait here is
+            # bounded too, for a task pebble lost (a child that died before it was seen taking it,
+            # while other tasks ran, is dropped without an answer).
+            result = future.result(timeout=self.timeout + RESULT_GRACE_SECONDS)
         except FutureTimeout:
-            error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
+            if future.done():  # pebble's timeout: the child was killed
+                error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
+            else:
+                future.cancel()
+                error = (f"{ticket.queue} gave no answer within {self.timeout + RESULT_GRACE_SECONDS:g} s "
+                         f"(lost by the process pool) on {ticket.original_filename}")
         except ProcessExpired as exc:
             error = f"{ticket.queue} process died (exit code {exc.exitcode}) on {ticket.original_filename}"
         except BrokenProcessPool as exc:  # a child died unseen; every task of that pool fails
@@ -247,7 +268,7 @@ class Worker:
             return "stale"
         finally:
             with self._busy_lock:
-                self._running.discard(future)
+                self._running.pop(future, None)
         if self._releasing:  # cancelled by `drain`: not the file's fault
             error = f"released: worker {self.worker_id} shut down before {ticket.queue} finished"
         log.info("job %s (%s) attempt %s failed: %s", ticket.job_id, ticket.queue, ticket.attempt, error)

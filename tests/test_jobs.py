@@ -130,18 +130,26 @@ def test_a_processor_whose_process_dies_fails_its_attempt_not_the_worker(service
     assert services.worker._pool is not None and services.worker._pool.active
 
 
-class _BrokenPool:
-    """Stands in for a pebble pool that declared itself broken (a child died before pebble saw it
-    take its task): what it held fails with BrokenProcessPool and it is no longer active."""
+class _MisbehavingPool:
+    """Stands in for a pebble pool in the ways pebble fails a worker (a child that died before
+    pebble saw it take its task): `breaks` — what it takes fails with BrokenProcessPool and it is
+    no longer active; `broken` — inactive from the start; `breaks_at_handover` — active when
+    looked at, then refuses the task ("Unexpected error within the Pool") and is inactive;
+    `loses` — takes tasks and never answers (pebble dropped them), staying active."""
 
-    def __init__(self, active: bool) -> None:
-        self.active, self.stopped, self.handed = active, False, 0
+    def __init__(self, mode: str) -> None:
+        self.mode, self.stopped, self.handed = mode, False, 0
+        self.active = mode != "broken"
 
     def schedule(self, fn, args, timeout):
+        if self.mode == "breaks_at_handover":
+            self.active = False
+            raise RuntimeError("Unexpected error within the Pool")
         self.handed += 1
-        self.active = False
         future: Future = Future()
-        future.set_exception(BrokenProcessPool("All workers expired"))
+        if self.mode == "breaks":
+            self.active = False
+            future.set_exception(BrokenProcessPool("All workers expired"))
         return future
 
     def stop(self) -> None:
@@ -151,18 +159,18 @@ class _BrokenPool:
         pass
 
 
-def _run_on_broken_pool(services, active: bool) -> tuple[_BrokenPool, list[dict]]:
-    """Start the worker, swap its pool for a broken one, upload a photo; the settled jobs."""
-    start(services)
+def _run_on_misbehaving_pool(services, mode: str, timeout: float = 20.0) -> tuple[_MisbehavingPool, list[dict]]:
+    """Start the worker, swap its pool for a misbehaving one, upload a photo; the settled jobs."""
+    start(services, timeout=timeout)
     real = services.worker._pool
-    services.worker._pool = fake = _BrokenPool(active=active)
+    services.worker._pool = fake = _MisbehavingPool(mode)
     real.stop()
     upload_photo(services)
     return fake, settle_jobs(services)
 
 
 def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services):
-    fake, jobs = _run_on_broken_pool(services, active=True)
+    fake, jobs = _run_on_misbehaving_pool(services, "breaks")
     assert {j["state"] for j in jobs} == {"completed"}
     hit = [j for j in jobs if j["errors"]]
     assert hit and all(j["attempt"] == 2 and "process died" in j["errors"][0]["error"] for j in hit)
@@ -170,10 +178,26 @@ def test_a_pool_that_breaks_under_a_job_is_replaced_and_the_job_retried(services
     assert services.worker.pools_renewed == 1 and services.worker._pool.active
 
 
-def test_a_pool_found_broken_is_replaced_before_the_job_is_handed_over(services):
-    fake, jobs = _run_on_broken_pool(services, active=False)
+@pytest.mark.parametrize("mode", ["broken", "breaks_at_handover"])
+def test_a_pool_found_broken_is_replaced_and_the_job_handed_to_the_new_one(services, mode):
+    fake, jobs = _run_on_misbehaving_pool(services, mode)
     assert [(j["state"], j["attempt"], j["errors"]) for j in jobs] == [("completed", 1, [])] * len(jobs)
     assert fake.handed == 0 and fake.stopped and services.worker.pools_renewed == 1
+
+
+def test_a_task_the_pool_never_answers_fails_its_attempt_and_frees_the_slot(services, monkeypatch):
+    monkeypatch.setattr(worker_module, "RESULT_GRACE_SECONDS", 0.5)
+    fake, jobs = _run_on_misbehaving_pool(services, "loses", timeout=0.3)
+    assert {j["state"] for j in jobs} == {"discarded"}
+    assert all("lost by the process pool" in e["error"] for j in jobs for e in j["errors"])
+    assert fake.handed == sum(j["attempt"] for j in jobs) and services.worker.busy == 0
+    # The slots came back: the same worker runs the next upload on a working pool.
+    services.worker._pool = services.worker._new_pool()
+    services.settings.job_timeout_seconds = 20
+    services.worker.timeout = 20
+    _, second = upload_photo(services, 1)
+    settle_jobs(services)
+    assert services.app.repository.get(second.asset_id).status["state"] == "complete"
 
 
 def test_a_job_left_running_by_a_lost_worker_is_rescued_and_finished(services, monkeypatch):
