@@ -453,7 +453,9 @@ def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path:
 
 
 @needs_es
-def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(tmp_path: Path) -> None:
+def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(tmp_path: Path, monkeypatch: Any) -> None:
+    from infra.search import elastic as elastic_module
+
     services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
     try:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
@@ -468,10 +470,46 @@ def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(
         for name in (killed_mid_build, older_mapping, not_ours, aliased):
             elastic.client.indices.create(index=name)
         elastic.client.indices.put_alias(index=aliased, name=f"{elastic.alias}-someone-elses")
+        everything = {killed_mid_build, older_mapping, not_ours, aliased}
+        elastic.rebuild()  # young leftovers may be another replica's build in progress: kept
+        assert set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*")) == everything | {elastic._alias_target()}
+        monkeypatch.setattr(elastic_module, "LEFTOVER_AGE_SECONDS", 0.0)  # now they are old
         elastic.rebuild()
         left = set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*"))
         assert left == {elastic._alias_target(), not_ours, aliased}
         assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 1
+    finally:
+        drop_es(services)
+        services.close()
+
+
+@needs_es
+def test_an_index_deleted_while_it_is_built_is_never_swapped_in(tmp_path: Path) -> None:
+    """Another replica's clean-up (or an operator) deletes the index being built; the next bulk
+    write re-creates it with a guessed mapping (the node auto-creates indices). The swap refuses
+    it: the alias stays on the good index."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+        for n in range(3):
+            add_synthetic(services, owner, random.Random(n), n, name=f"{n}.jpg", extras=False)
+        settle(services)
+        elastic = services.search.elastic
+        good = elastic._alias_target()
+        real_bulk = elastic._bulk
+
+        def bulk_after_a_deletion(index: str, rows: list[dict[str, Any]], refresh: bool, require_alias: bool = False) -> None:
+            if index != elastic.alias:  # the build's own writes
+                elastic.client.options(ignore_status=404).indices.delete(index=index)
+            real_bulk(index, rows, refresh, require_alias)
+
+        elastic._bulk = bulk_after_a_deletion
+        with pytest.raises(RuntimeError, match="was deleted while it was being built"):
+            elastic.rebuild()
+        elastic._bulk = real_bulk
+        assert elastic._alias_target() == good
+        assert set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*")) == {good}
+        assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 3
     finally:
         drop_es(services)
         services.close()

@@ -93,6 +93,8 @@ MAPPING: dict[str, Any] = {
     ],
 }
 # In index names: an index made with an older MAPPING is rebuilt, not written to.
+# An index of ours behind no alias and older than this is a rebuild that never finished.
+LEFTOVER_AGE_SECONDS = 6 * 3600.0
 MAPPING_VERSION = 3  # 2: a vector field per length; 3: keywords ignore_above
 
 
@@ -339,7 +341,7 @@ class ElasticIndex:
                 generation = generation_of(tx) or ""
         name = f"{self._name_prefix()}{generation[:12]}-{uuid.uuid4().hex[:8]}"
         self.client.indices.create(index=name, settings={**INDEX_SETTINGS, "refresh_interval": "-1"},
-                                   mappings=MAPPING)
+                                   mappings={**MAPPING, "_meta": {"build": name}})
         started = time.monotonic()
         sent, seq = 0, 0
         try:
@@ -348,6 +350,11 @@ class ElasticIndex:
                 sent += len(rows)
             self.client.indices.put_settings(index=name, settings={"refresh_interval": "1s"})
             self.client.indices.refresh(index=name)
+            # Deleted under us and re-created by a bulk write with a guessed mapping (a node that
+            # auto-creates indices), it would hold part of the documents: never swap that in.
+            meta = self.client.indices.get_mapping(index=name)[name]["mappings"].get("_meta", {})
+            if meta.get("build") != name:
+                raise RuntimeError(f"index {name} was deleted while it was being built; building again")
             old = self.client.indices.get_alias(name=self.alias, ignore_unavailable=True) if self._alias_target() else {}
             actions: list[dict[str, Any]] = [{"remove": {"index": o, "alias": self.alias}} for o in old]
             actions.append({"add": {"index": name, "alias": self.alias}})
@@ -357,11 +364,14 @@ class ElasticIndex:
             raise
         for o in old:
             self.client.options(ignore_status=404).indices.delete(index=o)
-        self._drop_leftovers(keep=name)
         self._save_state(generation, seq, name)
         self._known = (generation, name)
         log.info("search index: built %s with %d documents in %.1f s and moved %s to it",
                  name, sent, time.monotonic() - started, self.alias)
+        try:
+            self._drop_leftovers(keep=name)
+        except Exception as exc:  # garbage collection only: the next rebuild tries again
+            log.warning("search index: could not delete leftover indices (%s)", describe(exc))
         return sent
 
     def _name_prefix(self) -> str:
@@ -369,13 +379,20 @@ class ElasticIndex:
 
     def _drop_leftovers(self, keep: str) -> list[str]:
         """Delete indices of this alias left by rebuilds that never finished (a process killed
-        mid-build) or never swapped in: named as `rebuild` names them (any mapping version) and
-        behind no alias. Another replica's build in progress, if deleted, fails and is retried
-        against the index swapped in here. Returns the names deleted."""
+        mid-build): named as `rebuild` names them (any mapping version), behind no alias, and
+        created more than LEFTOVER_AGE_SECONDS ago — so another replica's build in progress is
+        left alone (were it deleted, its own check before the swap refuses the remains).
+        Returns the names deleted."""
         ours = re.compile(rf"^{re.escape(self.alias)}-(m\d+-)?[0-9a-f]{{1,12}}-[0-9a-f]{{8}}$")
-        found = self.client.options(ignore_status=404).indices.get_alias(index=f"{self.alias}-*")
-        leftovers = [name for name, info in dict(found).items()
-                     if name != keep and ours.match(name) and not info.get("aliases")]
+        found = dict(self.client.options(ignore_status=404).indices.get_alias(index=f"{self.alias}-*"))
+        candidates = [name for name, info in found.items()
+                      if name != keep and ours.match(name) and not info.get("aliases")]
+        if not candidates:
+            return []
+        created = self.client.indices.get_settings(index=",".join(candidates), name="index.creation_date")
+        cutoff_ms = (time.time() - LEFTOVER_AGE_SECONDS) * 1000
+        leftovers = [name for name in candidates
+                     if int(created[name]["settings"]["index"]["creation_date"]) < cutoff_ms]
         for name in leftovers:
             self.client.options(ignore_status=404).indices.delete(index=name)
         if leftovers:
