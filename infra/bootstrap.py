@@ -11,7 +11,7 @@ from typing import Any
 from commands import Darkroom
 from commands.jobs import JobPolicy
 from infra.database import Database
-from infra.eventstore import eventstore_env, prepare_database, schema_setup_lock
+from infra.eventstore import eventstore_env, prepared_database
 from infra.passwords import Passwords
 from infra.settings import Settings
 from infra.storage import Storage
@@ -151,8 +151,7 @@ class Services:
 
 def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
-    prepare_database(settings)
-    with schema_setup_lock(settings):
+    with prepared_database(settings):
         app = Darkroom(env=eventstore_env(settings))
         db = Database(settings)
         runners = {

@@ -59,51 +59,40 @@ class DatabaseUnavailable(Exception):
     """The configured database cannot be reached; the message says what to do."""
 
 
-def prepare_database(settings: Settings) -> None:
-    """Check PostgreSQL answers, and create the configured schema when it is missing."""
-    if not settings.is_postgres:
-        return
-    import psycopg
-    from psycopg import sql
-
-    parts = settings.postgres_parts()
-    try:
-        with psycopg.connect(**parts, connect_timeout=10, autocommit=True) as conn:
-            if settings.database_schema:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                        sql.Identifier(settings.database_schema)
-                    )
-                )
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(
-            f"cannot connect to PostgreSQL at {parts['host']}:{parts['port']}/{parts['dbname']}: "
-            f"{str(exc).strip()}. Start it with `make services` (or scripts/postgres.sh), "
-            "or fix DARKROOM_DATABASE_URL."
-        ) from None
-
-
 @contextmanager
-def schema_setup_lock(settings: Settings) -> Iterator[None]:
-    """Serialise creating the event store's and read models' tables between processes.
+def prepared_database(settings: Settings) -> Iterator[None]:
+    """Check PostgreSQL answers, and hold the schema set-up lock while the caller creates the
+    event store's and the read models' tables (the configured schema is created here).
 
-    `serve` and its workers started together on an empty PostgreSQL schema otherwise race on
-    CREATE TABLE IF NOT EXISTS / CREATE TYPE / CREATE OR REPLACE FUNCTION, and all but one die
-    ("duplicate key value violates unique constraint pg_type_typname_nsp_index"). SQLite
+    Processes started together on an empty PostgreSQL schema (`serve` and its workers under a
+    service manager) otherwise race on CREATE SCHEMA / TABLE / TYPE IF NOT EXISTS and CREATE OR
+    REPLACE FUNCTION, and all but one die ("duplicate key value violates unique constraint
+    pg_type_typname_nsp_index"). A session advisory lock, so it needs no schema to exist. SQLite
     serialises those statements on its database lock already.
     """
     if not settings.is_postgres:
         yield
         return
     import psycopg
+    from psycopg import sql
 
-    with psycopg.connect(**settings.postgres_parts(), connect_timeout=10, autocommit=True) as conn:
-        key = f"darkroom-setup:{settings.database_schema or 'public'}"
+    parts = settings.postgres_parts()
+    try:
+        conn = psycopg.connect(**parts, connect_timeout=10, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {parts['host']}:{parts['port']}/{parts['dbname']}: "
+            f"{str(exc).strip()}. Start it with `make services` (or scripts/postgres.sh), "
+            "or fix DARKROOM_DATABASE_URL."
+        ) from None
+    key = f"darkroom-setup:{settings.database_schema or 'public'}"
+    try:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
-        try:
-            yield
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+        if settings.database_schema:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.database_schema)))
+        yield
+    finally:
+        conn.close()  # ends the session, which releases the lock (also after an error)
 
 
 class PollingPostgresRecorder(PostgresApplicationRecorder):
@@ -154,7 +143,6 @@ class PollingPostgresRecorder(PostgresApplicationRecorder):
             curs.execute(self._insert_call, (events,), prepare=True)
             return [row["id"] for row in curs.fetchall()]
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(
         self, originator_id: Any, *, gt: int | None = None, lte: int | None = None,
         desc: bool = False, limit: int | None = None,
@@ -163,6 +151,10 @@ class PollingPostgresRecorder(PostgresApplicationRecorder):
         version) with their statement rendered once; other shapes go to eventsourcing's."""
         if lte is not None or desc or limit is not None:
             return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
+        return self._select_after(originator_id, gt)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _select_after(self, originator_id: Any, gt: int | None) -> Sequence[StoredEvent]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             if self._select_rendered is None:
                 order = SQL(" ORDER BY originator_version ASC")
