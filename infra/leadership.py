@@ -10,7 +10,9 @@ The lock is one the database (or the kernel) drops by itself when its holder die
 leader never has to be cleaned up after:
 - PostgreSQL: a session advisory lock on a connection of its own. While holding it the leader
   checks that connection now and then; if it broke, the lock is gone (another replica may hold
-  it already) and the leader steps down.
+  it already) and the leader steps down. TCP keepalives on both ends (and a user timeout) make
+  the server end the session of a leader whose machine or network vanished within about half
+  a minute, instead of the operating system's two hours; a statement timeout bounds the check.
 - SQLite (one machine): an exclusive `flock` on `<data dir>/locks/<name>.lock`.
 
 A handover can still let a record out twice (the old leader's unacknowledged tail); everything
@@ -22,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -29,6 +32,11 @@ from infra.settings import Settings
 
 log = logging.getLogger("darkroom.leadership")
 CHECK_EVERY_SECONDS = 2.0
+# Client side (libpq) and server side (the session's settings) of a leader's connection.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+              "tcp_user_timeout": 30_000}
+SESSION_OPTIONS = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 -c tcp_keepalives_count=3 "
+                   "-c tcp_user_timeout=30000 -c statement_timeout=5000")
 
 
 class Leadership:
@@ -39,29 +47,38 @@ class Leadership:
         self._conn: Any = None
         self._file: int | None = None
         self._checked = 0.0
+        self._lock = threading.Lock()  # the loop holds; `release` may come from another thread
+        self._released = False
 
     def hold(self) -> bool:
-        """Hold the role, or try to take it; cheap while held. True if this process holds it."""
-        try:
-            if self.settings.is_postgres:
-                held = self._hold_postgres()
-            else:
-                held = self._hold_file()
-        except Exception as exc:  # the database is away: not the leader until it answers again
-            if self.held:
-                log.warning("%s: lost the leadership (%s: %s)", self.name, type(exc).__name__, exc)
-            self._drop()
-            held = False
-        if held and not self.held:
-            log.info("%s: this process leads now", self.name)
-        self.held = held
-        return held
+        """Hold the role, or try to take it; cheap while held. True if this process holds it.
+        Always False once released (the owner is stopping)."""
+        with self._lock:
+            if self._released:
+                return False
+            try:
+                if self.settings.is_postgres:
+                    held = self._hold_postgres()
+                else:
+                    held = self._hold_file()
+            except Exception as exc:  # the database is away: not the leader until it answers again
+                if self.held:
+                    log.warning("%s: lost the leadership (%s: %s)", self.name, type(exc).__name__, exc)
+                self._drop()
+                held = False
+            if held and not self.held:
+                log.info("%s: this process leads now", self.name)
+            self.held = held
+            return held
 
     def release(self) -> None:
-        if self.held:
-            log.info("%s: leadership released", self.name)
-        self._drop()
-        self.held = False
+        """Give the role up for good (the owner stops); another process may take it at once."""
+        with self._lock:
+            if self.held:
+                log.info("%s: leadership released", self.name)
+            self._released = True
+            self._drop()
+            self.held = False
 
     # -- PostgreSQL --------------------------------------------------------------------------
 
@@ -78,8 +95,9 @@ class Leadership:
                 self._checked = now
             return True
         if self._conn is None:
-            self._conn = psycopg.connect(**self.settings.postgres_parts(), connect_timeout=10,
-                                         autocommit=True, application_name=f"darkroom {self.name}")
+            self._conn = psycopg.connect(**self.settings.postgres_parts(), connect_timeout=10, autocommit=True,
+                                         application_name=f"darkroom {self.name}"[:63],
+                                         options=SESSION_OPTIONS, **KEEPALIVES)
         row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self._key(),)).fetchone()
         self._checked = time.monotonic()
         return bool(row and row[0])

@@ -177,7 +177,7 @@ class OutboxRelay(Background):
         if not self.leadership.hold():
             if self.role != "standby":
                 log.info("relay: another replica's relay leads; standing by")
-            self.role = "standby"
+            self.role, self.last_error = "standby", None  # the leader's health speaks for Kafka
             try:
                 self.position = self.stored_position()
             except Exception:  # the database is away: the leader will say so

@@ -19,7 +19,12 @@ def test_one_holder_at_a_time_and_a_release_hands_over(settings):
         assert other_role.hold()  # another name is another role
         a.release()
         assert not a.held and b.hold()
-        assert not a.hold()  # now the other one leads
+        assert not a.hold()  # released for good: its owner is stopping
+        c = Leadership(settings, "relay-x")
+        assert not c.hold()  # b leads
+        b.release()
+        assert c.hold()
+        c.release()
     finally:
         for x in (a, b, other_role):
             x.release()
@@ -34,8 +39,10 @@ def test_a_postgres_leader_whose_session_dies_steps_down_and_another_takes_over(
         assert a.hold()
         pid = a._conn.info.backend_pid
         with psycopg.connect(**settings.postgres_parts(), autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            # Waits (up to 5 s) until the backend is gone, so the lock is free when it returns.
+            assert admin.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,)).fetchone()[0]
         assert b.hold()  # the lock went with the session
+        assert b._conn.execute("SHOW tcp_keepalives_idle").fetchone()[0] == "10"  # a vanished leader ends soon
         assert not a.hold() and not a.held  # the old leader notices and stands by
         assert not a.hold()  # and stays a standby while b holds
     finally:
