@@ -15,6 +15,8 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,17 @@ def drop_es(services: Services) -> None:
 
         with Elasticsearch(ES_URL) as client:
             client.options(ignore_status=404).indices.delete(index=f"{services.search.elastic.alias}-*")
+
+
+@contextmanager
+def elastic_services(tmp_path: Path) -> Iterator[Services]:
+    """Services on SQLite mirroring to Elasticsearch; the test's indices are dropped after."""
+    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
+    try:
+        yield services
+    finally:
+        drop_es(services)
+        services.close()
 
 
 def settle(services: Services) -> None:
@@ -403,8 +416,7 @@ def test_documents_carry_the_text_of_the_asset(tmp_path: Path, index: str) -> No
 def test_a_huge_metadata_value_does_not_stall_the_mirror(tmp_path: Path) -> None:
     """EXIF strings have no length limit (a crafted file's lens name of 40 KB); Lucene refuses a
     keyword term over 32 KB, which must not stop Elasticsearch following for good."""
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         app = services.app
         owner = app.register("alice", "alice@example.org", "x").user.user_id
         outcome = app.upload(dataclasses.replace(fake_upload(owner, 1), original_filename="huge.jpg"))
@@ -419,17 +431,13 @@ def test_a_huge_metadata_value_does_not_stall_the_mirror(tmp_path: Path) -> None
         elastic = services.search.elastic
         assert elastic.healthy and elastic.lag() == 0
         assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 2
-    finally:
-        drop_es(services)
-        services.close()
 
 
 @needs_es
 def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path: Path) -> None:
     from infra.search.elastic import MIRRORS_TABLE
 
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
         settle(services)
@@ -447,17 +455,13 @@ def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path:
         settle(services)
         assert elastic._alias_target().startswith(elastic._name_prefix())
         assert elastic.healthy and elastic.filter(owner, AssetFilter(), 10, 0)[1] == 2
-    finally:
-        drop_es(services)
-        services.close()
 
 
 @needs_es
 def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(tmp_path: Path, monkeypatch: Any) -> None:
     from infra.search import elastic as elastic_module
 
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
         settle(services)
@@ -478,9 +482,6 @@ def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(
         left = set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*"))
         assert left == {elastic._alias_target(), not_ours, aliased}
         assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 1
-    finally:
-        drop_es(services)
-        services.close()
 
 
 @needs_es
@@ -488,8 +489,7 @@ def test_an_index_deleted_while_it_is_built_is_never_swapped_in(tmp_path: Path) 
     """Another replica's clean-up (or an operator) deletes the index being built; the next bulk
     write re-creates it with a guessed mapping (the node auto-creates indices). The swap refuses
     it: the alias stays on the good index."""
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         for n in range(3):
             add_synthetic(services, owner, random.Random(n), n, name=f"{n}.jpg", extras=False)
@@ -510,15 +510,11 @@ def test_an_index_deleted_while_it_is_built_is_never_swapped_in(tmp_path: Path) 
         assert elastic._alias_target() == good
         assert set(elastic.client.indices.get_alias(index=f"{elastic.alias}-*")) == {good}
         assert elastic.filter(owner, AssetFilter(), 10, 0)[1] == 3
-    finally:
-        drop_es(services)
-        services.close()
 
 
 @needs_es
 def test_an_older_document_never_overwrites_a_newer_one(tmp_path: Path) -> None:
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         asset_id = add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
         settle(services)
@@ -529,9 +525,6 @@ def test_an_older_document_never_overwrites_a_newer_one(tmp_path: Path) -> None:
         elastic._bulk(elastic.alias, [old], refresh=True)  # a late, older write (a retry, a lagging mirror)
         doc = elastic.client.get(index=elastic.alias, id=asset_id)
         assert doc["_source"]["rating"] == 4 and doc["_version"] > int(old["version"])
-    finally:
-        drop_es(services)
-        services.close()
 
 
 # -- rebuild under load --------------------------------------------------------------------------
@@ -656,8 +649,7 @@ def test_a_deleted_asset_never_shows_while_elasticsearch_lags(tmp_path: Path) ->
     """The mirror may be behind the SQL read models (the following thread in a long rebuild lets
     a command wait for it only briefly): a hit Elasticsearch still has for a deleted asset is not
     an asset any more."""
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         rng = random.Random(6)
         ids = [add_synthetic(services, owner, rng, n, extras=False, name=f"cat_{n}.jpg",
@@ -670,9 +662,6 @@ def test_a_deleted_asset_never_shows_while_elasticsearch_lags(tmp_path: Path) ->
         assets, _ = services.search.filter(owner, AssetFilter(), 10, 0)
         ranked, _ = services.search.semantic(owner, AssetFilter(), "cat", 10, 0)
         assert ids[0] not in [a["asset_id"] for a in assets + ranked]
-    finally:
-        drop_es(services)
-        services.close()
 
 
 # -- Elasticsearch down --------------------------------------------------------------------------
@@ -733,15 +722,11 @@ async def test_elasticsearch_down_answers_from_sql_and_catches_up(
 def test_projections_status_shows_the_elasticsearch_mirror(tmp_path: Path) -> None:
     from tests.test_cli import darkroom
 
-    services = bootstrap(search_settings(tmp_path, "sqlite", None, es=True))
-    try:
+    with elastic_services(tmp_path) as services:
         owner = services.app.register("alice", "alice@example.org", "x").user.user_id
         add_synthetic(services, owner, random.Random(3), 5, extras=False)
         settle(services)
         out = darkroom(services.settings, "projections", "status").stdout
         line = [x for x in out.splitlines() if x.startswith("elasticsearch mirror")]
         assert line and services.search.elastic.alias in line[0] and "0 documents behind" in line[0], out
-    finally:
-        drop_es(services)
-        services.close()
 
