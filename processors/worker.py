@@ -26,6 +26,7 @@ import time
 import uuid
 from concurrent.futures import InvalidStateError
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -42,6 +43,10 @@ log = logging.getLogger("darkroom.worker")
 RESCUE_GRACE_SECONDS = 30.0
 REPUBLISH_DELAY_SECONDS = 5.0
 RESULT_GRACE_SECONDS = 30.0  # beyond the job timeout, how long to wait for an answer pebble owes
+
+
+class LostByPool(Exception):
+    """The pool never answered for a task (see `Worker._run`)."""
 
 
 def new_worker_id() -> str:
@@ -104,6 +109,11 @@ class Worker:
         with self._busy_lock:
             stranded = [f for f, pool in self._running.items() if pool is broken]
         for future in stranded:
+            self._fail_stranded(future)
+
+    @staticmethod
+    def _fail_stranded(future: Any) -> None:
+        if not future.done():
             try:
                 future.set_exception(BrokenProcessPool("the worker's process pool broke"))
             except InvalidStateError:  # resolved meanwhile
@@ -128,6 +138,10 @@ class Worker:
                 continue
             with self._busy_lock:
                 self._running[future] = pool
+            with self._pool_lock:
+                renewed_meanwhile = pool is not self._pool
+            if renewed_meanwhile:  # renewed before this future was listed: strand it here
+                self._fail_stranded(future)
             return pool, future
         raise RuntimeError(f"worker {self.worker_id} has no working process pool (stopping?)")
 
@@ -243,17 +257,17 @@ class Worker:
             return app.fail_job(ticket.job_id, ticket.attempt,
                                 f"{ticket.queue} could not start: {type(exc).__name__}: {exc}") or "stale"
         try:
-            # pebble enforces the timeout from the moment a child takes the task; the wait here is
-            # bounded too, for a task pebble lost (a child that died before it was seen taking it,
-            # while other tasks ran, is dropped without an answer).
-            result = future.result(timeout=self.timeout + RESULT_GRACE_SECONDS)
-        except FutureTimeout:
-            if future.done():  # pebble's timeout: the child was killed
-                error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
-            else:
+            # pebble enforces the timeout from the moment a child takes the task. The wait here is
+            # bounded too, for an answer pebble never gives (a task no child acknowledged taking).
+            if not futures_wait([future], timeout=self.timeout + RESULT_GRACE_SECONDS).done:
                 future.cancel()
-                error = (f"{ticket.queue} gave no answer within {self.timeout + RESULT_GRACE_SECONDS:g} s "
-                         f"(lost by the process pool) on {ticket.original_filename}")
+                raise LostByPool(f"{ticket.queue} gave no answer within {self.timeout + RESULT_GRACE_SECONDS:g} s "
+                                 f"(lost by the process pool) on {ticket.original_filename}")
+            result = future.result()
+        except LostByPool as exc:
+            error = str(exc)
+        except FutureTimeout:  # pebble's timeout: the child was killed
+            error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
         except ProcessExpired as exc:
             error = f"{ticket.queue} process died (exit code {exc.exitcode}) on {ticket.original_filename}"
         except BrokenProcessPool as exc:  # a child died unseen; every task of that pool fails

@@ -135,7 +135,8 @@ class _MisbehavingPool:
     pebble saw it take its task): `breaks` — what it takes fails with BrokenProcessPool and it is
     no longer active; `broken` — inactive from the start; `breaks_at_handover` — active when
     looked at, then refuses the task ("Unexpected error within the Pool") and is inactive;
-    `loses` — takes tasks and never answers (pebble dropped them), staying active."""
+    `loses` — takes tasks and never answers (pebble dropped them), staying active; `strands` —
+    never answers the first task, then breaks under the second."""
 
     def __init__(self, mode: str) -> None:
         self.mode, self.stopped, self.handed = mode, False, 0
@@ -147,7 +148,7 @@ class _MisbehavingPool:
             raise RuntimeError("Unexpected error within the Pool")
         self.handed += 1
         future: Future = Future()
-        if self.mode == "breaks":
+        if self.mode == "breaks" or (self.mode == "strands" and self.handed == 2):
             self.active = False
             future.set_exception(BrokenProcessPool("All workers expired"))
         return future
@@ -183,6 +184,17 @@ def test_a_pool_found_broken_is_replaced_and_the_job_handed_to_the_new_one(servi
     fake, jobs = _run_on_misbehaving_pool(services, mode)
     assert [(j["state"], j["attempt"], j["errors"]) for j in jobs] == [("completed", 1, [])] * len(jobs)
     assert fake.handed == 0 and fake.stopped and services.worker.pools_renewed == 1
+
+
+def test_a_task_left_unanswered_in_a_pool_that_breaks_fails_with_it_at_once(services, monkeypatch):
+    """Two jobs in one pool: the first never answered, the second breaks the pool. Renewing the
+    pool fails the first at once (not after the timeout plus grace); both finish on the new one."""
+    monkeypatch.setattr(worker_module, "RESULT_GRACE_SECONDS", 600.0)
+    fake, jobs = _run_on_misbehaving_pool(services, "strands")
+    assert fake.handed == 2 and len(jobs) == 2
+    assert [(j["state"], j["attempt"]) for j in jobs] == [("completed", 2)] * 2
+    assert all("process died or was lost" in j["errors"][0]["error"] for j in jobs)
+    assert services.worker.pools_renewed == 1
 
 
 def test_a_task_the_pool_never_answers_fails_its_attempt_and_frees_the_slot(services, monkeypatch):
