@@ -389,10 +389,13 @@ class ElasticIndex:
                       if name != keep and ours.match(name) and not info.get("aliases")]
         if not candidates:
             return []
-        created = self.client.indices.get_settings(index=",".join(candidates), name="index.creation_date")
+        # By pattern, not by a list of names: one gone meanwhile would 404 the whole call, and
+        # many names would overflow the request line.
+        created = dict(self.client.indices.get_settings(index=f"{self.alias}-*", name="index.creation_date",
+                                                        ignore_unavailable=True))
         cutoff_ms = (time.time() - LEFTOVER_AGE_SECONDS) * 1000
-        leftovers = [name for name in candidates
-                     if int(created[name]["settings"]["index"]["creation_date"]) < cutoff_ms]
+        leftovers = [name for name in candidates if name in created
+                     and int(created[name]["settings"]["index"]["creation_date"]) < cutoff_ms]
         for name in leftovers:
             self.client.options(ignore_status=404).indices.delete(index=name)
         if leftovers:
