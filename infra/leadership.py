@@ -49,6 +49,7 @@ class Leadership:
         self._checked = 0.0
         self._lock = threading.Lock()  # the loop holds; `release` may come from another thread
         self._released = False
+        self.error: str | None = None  # why the last try to hold failed (None: it held or was refused)
 
     def hold(self) -> bool:
         """Hold the role, or try to take it; cheap while held. True if this process holds it.
@@ -62,10 +63,16 @@ class Leadership:
                 else:
                     held = self._hold_file()
             except Exception as exc:  # the database is away: not the leader until it answers again
+                error = f"{type(exc).__name__}: {str(exc).strip()}"
                 if self.held:
-                    log.warning("%s: lost the leadership (%s: %s)", self.name, type(exc).__name__, exc)
+                    log.warning("%s: lost the leadership (%s)", self.name, error)
+                elif error != self.error:
+                    log.warning("%s: cannot take the leadership (%s); trying again", self.name, error)
+                self.error = error
                 self._drop()
                 held = False
+            else:
+                self.error = None
             if held and not self.held:
                 log.info("%s: this process leads now", self.name)
             self.held = held
@@ -95,9 +102,19 @@ class Leadership:
                 self._checked = now
             return True
         if self._conn is None:
-            self._conn = psycopg.connect(**self.settings.postgres_parts(), connect_timeout=10, autocommit=True,
-                                         application_name=f"darkroom {self.name}"[:63],
-                                         options=SESSION_OPTIONS, **KEEPALIVES)
+            parts = {**self.settings.postgres_parts(), "connect_timeout": 10, "autocommit": True,
+                     "application_name": f"darkroom {self.name}"[:63]}
+            try:
+                self._conn = psycopg.connect(**parts, options=SESSION_OPTIONS, **KEEPALIVES)
+            except psycopg.OperationalError as exc:
+                # A pooler (PgBouncer) refuses the startup `options` ("unsupported startup
+                # parameter"); a server before 12 `tcp_user_timeout` ("unrecognized configuration
+                # parameter"). Anything else (the server is down) is not ours to work around.
+                if "parameter" not in str(exc):
+                    raise
+                log.warning("%s: connecting without keepalive settings (%s); a vanished leader then "
+                            "holds the lock until the OS notices", self.name, str(exc).strip())
+                self._conn = psycopg.connect(**parts)
         row = self._conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (self._key(),)).fetchone()
         self._checked = time.monotonic()
         return bool(row and row[0])

@@ -177,7 +177,10 @@ class OutboxRelay(Background):
         if not self.leadership.hold():
             if self.role != "standby":
                 log.info("relay: another replica's relay leads; standing by")
-            self.role, self.last_error = "standby", None  # the leader's health speaks for Kafka
+            # The leader's health speaks for Kafka; a relay that cannot even reach the lock says so
+            # (were every replica in that state, nothing would be published).
+            error = self.leadership.error
+            self.role, self.last_error = "standby", (f"cannot take the relay leadership: {error}" if error else None)
             try:
                 self.position = self.stored_position()
             except Exception:  # the database is away: the leader will say so

@@ -48,3 +48,21 @@ def test_a_postgres_leader_whose_session_dies_steps_down_and_another_takes_over(
     finally:
         a.release()
         b.release()
+
+
+def test_a_lock_that_cannot_be_reached_is_not_held_and_says_why(settings, backend):
+    if backend != "postgres":
+        pytest.skip("a lock file on the local disk is always reachable")
+    from dataclasses import replace
+
+    from tests.live_server import free_port
+
+    nowhere = replace(settings, database_url=f"postgresql://darkroom:darkroom@127.0.0.1:{free_port()}/darkroom")
+    lost = Leadership(nowhere, "relay-z")
+    assert not lost.hold() and not lost.held
+    assert lost.error and "OperationalError" in lost.error and "127.0.0.1" in lost.error
+    reachable = Leadership(settings, "relay-z")
+    try:
+        assert reachable.hold() and reachable.error is None
+    finally:
+        reachable.release()
