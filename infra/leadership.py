@@ -12,7 +12,8 @@ leader never has to be cleaned up after:
   checks that connection now and then; if it broke, the lock is gone (another replica may hold
   it already) and the leader steps down. TCP keepalives on both ends (and a user timeout) make
   the server end the session of a leader whose machine or network vanished within about half
-  a minute, instead of the operating system's two hours; a statement timeout bounds the check.
+  a minute, instead of the operating system's two hours; on the leader's side the user timeout
+  also bounds a check stuck on a dead network (the statement timeout bounds it on the server).
 - SQLite (one machine): an exclusive `flock` on `<data dir>/locks/<name>.lock`.
 
 A handover can still let a record out twice (the old leader's unacknowledged tail); everything
