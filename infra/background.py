@@ -2,12 +2,14 @@
 
 A subclass sets up its state, calls `Background.__init__(name)`, and writes `_run`, which loops
 `while not self._stop.is_set()` and waits with `self._pause(seconds)`; `wake()` cuts that wait
-short (something was written), `stop()` ends the loop and joins the thread.
+short (something was written), `stop()` ends the loop and joins the thread. A loop that runs in
+one replica only sets `self.leadership` (`infra.leadership`); `stop()` gives it up.
 """
 
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class Background:
@@ -17,6 +19,7 @@ class Background:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.leadership: Any = None  # an infra.leadership.Leadership, for loops one replica runs
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
@@ -30,6 +33,8 @@ class Background:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=self.join_timeout)
+        if self.leadership is not None:
+            self.leadership.release()
 
     def _pause(self, seconds: float) -> None:
         """Wait up to `seconds`, or until woken or stopped."""

@@ -191,10 +191,6 @@ class OutboxRelay(Background):
             self.role = "leader"
         return True
 
-    def stop(self) -> None:
-        super().stop()
-        self.leadership.release()
-
     def _run(self) -> None:
         backoff = 0.0
         while not self._stop.is_set():

@@ -95,10 +95,6 @@ class JobScheduler(Background):
             self.services.wake()  # the projections pick the retries up; the next tick sends them
         return rescued + self.publish_due()
 
-    def stop(self) -> None:
-        super().stop()
-        self.leadership.release()
-
     def _run(self) -> None:
         while not self._stop.is_set():
             if not self.leadership.hold():  # another replica's scheduler leads
