@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
@@ -73,9 +73,6 @@ def prepared_database(settings: Settings) -> Iterator[None]:
     if not settings.is_postgres:
         yield
         return
-    import psycopg
-    from psycopg import sql
-
     parts = settings.postgres_parts()
     try:
         conn = psycopg.connect(**parts, connect_timeout=10, autocommit=True)
@@ -89,7 +86,7 @@ def prepared_database(settings: Settings) -> Iterator[None]:
     try:
         conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
         if settings.database_schema:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(settings.database_schema)))
+            conn.execute(SQL("CREATE SCHEMA IF NOT EXISTS {}").format(Identifier(settings.database_schema)))
         yield
     finally:
         conn.close()  # ends the session, which releases the lock (also after an error)

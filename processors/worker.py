@@ -5,9 +5,10 @@ per-job timeout: a processor that raises fails its attempt; one that hangs past 
 killed and fails its attempt; one whose process dies (a segfault in a decoder) fails its attempt.
 The worker itself keeps going: when a child dies before pebble has seen it take its task, pebble
 declares the whole pool broken ("All workers expired") and every later `schedule` raises, so the
-worker fails the attempts that pool held and starts a fresh pool. A worker that is itself killed leaves jobs `running`; the rescuer
-fails those attempts once they are older than the timeout plus a grace period (on Kafka the
-scheduler also rescues, sooner, the jobs of a worker that left its consumer group).
+worker fails the attempts that pool held and starts a fresh pool. A worker that is itself killed
+leaves jobs `running`; the rescuer fails those attempts once they are older than the timeout
+plus a grace period (on Kafka the scheduler also rescues, sooner, the jobs of a worker that left
+its consumer group).
 
 A message is acknowledged once its job's outcome is appended (or the claim said the job is not
 ours to run); if even the claim failed (the database was away) the bus delivers it again later.
@@ -92,7 +93,7 @@ class Worker:
             context=multiprocessing.get_context("forkserver"),
         )
 
-    def _renew_pool(self, broken: ProcessPool | None) -> None:
+    def _renew_pool(self, broken: ProcessPool) -> None:
         """Replace `broken` (if it is still the current pool) with a fresh one, unless stopping.
         Its children are stopped; any of its futures pebble left unresolved (a task handed over
         as it broke) fail with BrokenProcessPool, so no job waits on a dead pool."""
@@ -102,8 +103,6 @@ class Worker:
             log.error("worker %s: its process pool broke; starting a fresh one", self.worker_id)
             self._pool = self._new_pool()
             self.pools_renewed += 1
-        if broken is None:
-            return
         broken.stop()
         broken.join(timeout=10)
         with self._busy_lock:

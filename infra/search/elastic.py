@@ -92,9 +92,9 @@ MAPPING: dict[str, Any] = {
                                  "index_options": {"type": "hnsw", "m": 16, "ef_construction": 100}}}},
     ],
 }
-# In index names: an index made with an older MAPPING is rebuilt, not written to.
 # An index of ours behind no alias and older than this is a rebuild that never finished.
 LEFTOVER_AGE_SECONDS = 6 * 3600.0
+# In index names: an index made with an older MAPPING is rebuilt, not written to.
 MAPPING_VERSION = 3  # 2: a vector field per length; 3: keywords ignore_above
 
 
