@@ -9,6 +9,7 @@ is seeded, so two builds give the same weights.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -19,6 +20,7 @@ from transformers import (
     CLIPImageProcessor,
     CLIPModel,
     GPT2Config,
+    PretrainedConfig,
     PreTrainedTokenizerFast,
     TrOCRConfig,
     ViTConfig,
@@ -94,43 +96,37 @@ def build_clip(out: Path, *, hidden: int = 32, layers: int = 2, image_size: int 
 
 def build_trocr(out: Path, seed: int = 1) -> Path:
     """A TrOCR-style recogniser: ViT encoder, TrOCR decoder, for text-line crops."""
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out)
-    torch.manual_seed(seed)
-    encoder = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, image_size=32, patch_size=8)
-    decoder = TrOCRConfig(vocab_size=len(tokenizer), d_model=32, decoder_layers=2,
-                          decoder_attention_heads=4, decoder_ffn_dim=64, max_position_embeddings=64,
-                          pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                          eos_token_id=tokenizer.eos_token_id, decoder_start_token_id=tokenizer.bos_token_id)
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    _decoder_tokens(config, tokenizer)
-    VisionEncoderDecoderModel(config=config).eval().save_pretrained(out)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
+    return _build_vit_encoder_decoder(out, seed, lambda tokenizer: TrOCRConfig(
+        vocab_size=len(tokenizer), d_model=32, decoder_layers=2, decoder_attention_heads=4,
+        decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id))
 
 
 def build_captioner(out: Path, seed: int = 2) -> Path:
     """A ViT + GPT-2 captioner (VisionEncoderDecoder), the nlpconnect/vit-gpt2 layout."""
+    return _build_vit_encoder_decoder(out, seed, lambda tokenizer: GPT2Config(
+        vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=64,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id))
+
+
+def _build_vit_encoder_decoder(out: Path, seed: int,
+                               decoder_for: Callable[[PreTrainedTokenizerFast], PretrainedConfig]) -> Path:
+    """A tiny ViT encoder with the decoder `decoder_for` configures for the saved tokenizer, as a
+    VisionEncoderDecoder model with its tokenizer and image processor in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out)
     torch.manual_seed(seed)
     encoder = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                         intermediate_size=64, image_size=32, patch_size=8)
-    decoder = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
-    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
-    _decoder_tokens(config, tokenizer)
-    VisionEncoderDecoderModel(config=config).eval().save_pretrained(out)
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
-    return out
-
-
-def _decoder_tokens(config: VisionEncoderDecoderConfig, tokenizer: PreTrainedTokenizerFast) -> None:
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder_for(tokenizer))
     config.decoder_start_token_id = tokenizer.bos_token_id
     config.pad_token_id = tokenizer.pad_token_id
     config.eos_token_id = tokenizer.eos_token_id
+    VisionEncoderDecoderModel(config=config).eval().save_pretrained(out)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(out)
+    return out
 
 
 def build_face_models(out: Path, seed: int = 3, label: str = "face") -> Path:

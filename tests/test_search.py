@@ -69,6 +69,15 @@ def elastic_services(tmp_path: Path) -> Iterator[Services]:
         services.close()
 
 
+def one_asset_mirrored(services: Services) -> tuple[int, Any, str]:
+    """Alice with one photo, mirrored: (her id, the Elasticsearch index, the tables' generation)."""
+    owner = services.app.register("alice", "alice@example.org", "x").user.user_id
+    add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
+    settle(services)
+    generation = services.db.query_one("SELECT generation FROM search_generation")["generation"]
+    return owner, services.search.elastic, generation
+
+
 def settle(services: Services) -> None:
     services.wait_for(services.app.recorder.max_notification_id() or 0)
     if services.search.elastic is not None:
@@ -88,7 +97,7 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Any:
     services = bootstrap(settings)
     alice = services.app.register("alice", "alice@example.org", "x").user.user_id
     bob = services.app.register("bob", "bob@example.org", "x").user.user_id
-    owned = build_library(services, [alice, bob, alice], LIBRARY_SIZE)
+    build_library(services, [alice, bob, alice], LIBRARY_SIZE)
     settle(services)
     names = [r["original_filename"] for r in services.db.query("SELECT original_filename FROM catalog_assets")]
     yield services, [alice, bob], names
@@ -438,11 +447,7 @@ def test_an_index_made_with_an_older_mapping_is_rebuilt_not_written_to(tmp_path:
     from infra.search.elastic import MIRRORS_TABLE
 
     with elastic_services(tmp_path) as services:
-        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
-        add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
-        settle(services)
-        elastic = services.search.elastic
-        generation = services.db.query_one("SELECT generation FROM search_generation")["generation"]
+        owner, elastic, generation = one_asset_mirrored(services)
         old = f"{elastic.alias}-{generation[:12]}-0ld0ld00"  # named as before mapping versions
         elastic.client.indices.create(index=old, mappings={"dynamic": "strict", "properties": {"asset_id": {"type": "keyword"}}})
         elastic.client.indices.update_aliases(actions=[
@@ -462,11 +467,7 @@ def test_a_rebuild_deletes_indices_left_by_unfinished_rebuilds_and_nothing_else(
     from infra.search import elastic as elastic_module
 
     with elastic_services(tmp_path) as services:
-        owner = services.app.register("alice", "alice@example.org", "x").user.user_id
-        add_synthetic(services, owner, random.Random(1), 1, name="a.jpg", extras=False)
-        settle(services)
-        elastic = services.search.elastic
-        generation = services.db.query_one("SELECT generation FROM search_generation")["generation"]
+        owner, elastic, generation = one_asset_mirrored(services)
         killed_mid_build = f"{elastic._name_prefix()}{generation[:12]}-deadbeef"
         older_mapping = f"{elastic.alias}-{generation[:12]}-0123abcd"
         not_ours = f"{elastic.alias}-notes"
