@@ -38,7 +38,7 @@ from tests.kafka_fixtures import WorkerProcess, wait_until  # noqa: E402
 from tests.live_server import LiveServer  # noqa: E402
 from tests.scenario import fake_upload  # noqa: E402
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA = Path(__file__).resolve().parents[1] / "tests" / "media"
 BOOTSTRAP = os.environ.get("DARKROOM_KAFKA_BOOTSTRAP", "")
 PG_URL = os.environ.get("DARKROOM_DATABASE_URL", "")
 CONCURRENCY = 2

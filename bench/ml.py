@@ -41,7 +41,7 @@ from processors.ml.clip import embed_images, load_clip  # noqa: E402
 from processors.ml.models import choice_for, resolve_device  # noqa: E402
 from tests.ml_fixtures import build_clip, build_tokenizer  # noqa: E402
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA = Path(__file__).resolve().parents[1] / "tests" / "media"
 SHAPES = {
     # ViT-B/32 (openai/clip-vit-base-patch32): what a real deployment runs.
     "b32": dict(text=dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=8),

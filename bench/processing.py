@@ -35,7 +35,7 @@ from processors.base import JobInput  # noqa: E402
 from processors.thumbnails import make_thumbnails  # noqa: E402
 from tests.live_server import API, LiveServer  # noqa: E402
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA = Path(__file__).resolve().parents[1] / "tests" / "media"
 CHUNK = 8 * 1024 * 1024
 
 

@@ -8,7 +8,7 @@ Which library reads what, and why:
   GPS and `ImageSize` tags, container tags of videos (Apple `Keys` make/model/creation date,
   ISO 6709 locations, rotation, AVCHD make/model in the H.264 SEI) and the PDF info dictionary.
   pyvips only decodes the basic EXIF IFDs: no maker notes, no RAW, no video tags. exiftool is
-  also the reference the test corpus was labelled with (shared/media/MANIFEST.tsv).
+  also the reference the test corpus was labelled with (tests/media/MANIFEST.tsv).
 - **PyAV** for the stream facts of video and audio: codec, duration, bit rate, frame rate, sample
   rate, channels, stored frame size, and the container/stream tags (Opus keeps its tags on the
   stream). It is the library that will decode and transcode the file, so a file it cannot open

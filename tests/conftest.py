@@ -20,7 +20,7 @@ from api.app import create_app
 from infra.bootstrap import Services, bootstrap
 from infra.settings import Settings, load_settings
 
-MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
+MEDIA = Path(__file__).resolve().parent / "media"
 PG_URL = os.environ.get("DARKROOM_TEST_DATABASE_URL", "")
 
 
@@ -80,5 +80,5 @@ async def client(services: Services, aiohttp_client: Any) -> AsyncIterator[Any]:
 @pytest.fixture
 def media() -> Path:
     if not MEDIA.is_dir():
-        pytest.fail(f"test media not found at {MEDIA}; the repo expects ../shared/media beside it")
+        pytest.fail(f"test media not found at {MEDIA}; the corpus lives in tests/media (see its README)")
     return MEDIA

@@ -15,7 +15,7 @@ from uuid import UUID
 from infra.bootstrap import Services
 from tests.scenario import fake_upload
 
-MANIFEST = Path(__file__).resolve().parents[2] / "shared" / "media" / "MANIFEST.tsv"
+MANIFEST = Path(__file__).resolve().parent / "media" / "MANIFEST.tsv"
 
 MIME = {
     "jpg": ("image/jpeg", "PHOTO"), "jpeg": ("image/jpeg", "PHOTO"), "png": ("image/png", "PHOTO"),

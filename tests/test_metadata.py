@@ -1,4 +1,4 @@
-"""Metadata extraction on the real-media corpus (shared/media), checked against its manifest.
+"""Metadata extraction on the real-media corpus (tests/media), checked against its manifest.
 
 MANIFEST.tsv `expected` was produced by exiftool 12.57 and ffprobe: the reference our extraction
 is measured against. Each call runs under a 60 s budget: a hang fails the test instead of

@@ -1,4 +1,4 @@
-"""processors.thumbnails on the real-media corpus (../shared/media)."""
+"""processors.thumbnails on the real-media corpus (tests/media)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""processors.transcode on the real-media corpus (../shared/media)."""
+"""processors.transcode on the real-media corpus (tests/media)."""
 
 from __future__ import annotations
 
