@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+# Formats for the document: the values are produced by the server in exactly these shapes.
+DATE_TIME = {"format": "date-time"}
+UUID = {"format": "uuid"}
+EXAMPLE_ASSET_ID = "6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
+EXAMPLE_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+EXAMPLE_TIME = "2026-11-28T09:30:00.000000Z"
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """Examples that the OpenAPI document shows for a model (and for the operations using it)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
 
 
 class Body(BaseModel):
@@ -13,67 +27,117 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def body_examples(*values: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": list(values)})
+
+
 # -- auth ------------------------------------------------------------------------------------
 
 
+# What commands.users.check_registration accepts, said as patterns for the document.
+USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,64}$"
+EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$"
+
+
 class RegisterBody(Body):
-    username: StrictStr = Field(min_length=3, max_length=64)
-    email: StrictStr = Field(min_length=3, max_length=254)
+    model_config = body_examples({"username": "alice", "email": "alice@example.org",
+                                  "password": "correct horse battery"})
+
+    username: StrictStr = Field(min_length=3, max_length=64, pattern=USERNAME_PATTERN,
+                                description="letters, digits, '_', '.', '-'")
+    email: StrictStr = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN,
+                             description="an e-mail address (stored in lower case)")
     password: StrictStr = Field(min_length=8, max_length=1024)
 
 
 class LoginBody(Body):
+    model_config = body_examples({"username": "alice", "password": "correct horse battery"})
+
     username: StrictStr = Field(min_length=1, max_length=64)
     password: StrictStr = Field(min_length=1, max_length=1024)
 
 
 class RefreshBody(Body):
+    model_config = body_examples({"refreshToken": "1.Qm9iIGlzIG5vdCBhIHRva2Vu"})
+
     refreshToken: StrictStr = Field(min_length=1, max_length=512)
 
 
+_USER_EXAMPLE = {"user_id": 1, "username": "alice", "email": "alice@example.org",
+                 "created_at": EXAMPLE_TIME, "last_login": EXAMPLE_TIME, "is_active": True}
+
+
 class UserDTO(BaseModel):
-    user_id: int
+    model_config = examples(_USER_EXAMPLE)
+
+    user_id: int = Field(ge=1)
     username: str
-    email: str
-    created_at: str
-    last_login: str | None
+    email: str = Field(json_schema_extra={"format": "email"})
+    created_at: str = Field(json_schema_extra=DATE_TIME)
+    last_login: str | None = Field(json_schema_extra=DATE_TIME)
     is_active: bool
 
 
 class AuthData(BaseModel):
-    token: str
-    refreshToken: str
-    expiresAt: str
+    model_config = examples({"token": "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl",
+                             "refreshToken": "1.Qm9iIGlzIG5vdCBhIHRva2Vu",
+                             "expiresAt": EXAMPLE_TIME, "user": _USER_EXAMPLE})
+
+    token: str = Field(description="the access token: send it as `Authorization: Bearer <token>`")
+    refreshToken: str = Field(description="exchange it at /auth/refresh for a new pair (once)")
+    expiresAt: str = Field(json_schema_extra=DATE_TIME, description="when the access token expires")
     user: UserDTO
 
 
 # -- assets ----------------------------------------------------------------------------------
 
 
+class UploadForm(BaseModel):
+    """`POST /assets`: one file, and optionally the repository to keep it in."""
+
+    file: bytes = Field(description="the file's bytes; its part's filename becomes the asset's name")
+    repository_id: str | None = Field(default=None, max_length=1024,
+                                      description="a configured repository (the default when absent)")
+
+
 class MetadataBody(Body):
-    specific_metadata: dict[str, Any]
+    model_config = body_examples({"specific_metadata": {"camera_model": "EOS 5D Mark III", "iso_speed": 400}})
+
+    specific_metadata: dict[str, Any] = Field(
+        description="field -> text, number, boolean or null (null removes the field)")
 
 
 class DescriptionBody(Body):
+    model_config = body_examples({"description": "Sunset over the harbour"})
+
     description: StrictStr | None = Field(max_length=10_000)
 
 
 class LikeBody(Body):
+    model_config = body_examples({"liked": True})
+
     liked: StrictBool
 
 
 class RatingBody(Body):
+    model_config = body_examples({"rating": 4})
+
     rating: StrictInt = Field(ge=0, le=5)
 
 
 class RatingAndLikeBody(Body):
+    model_config = body_examples({"rating": 5, "liked": True})
+
     rating: StrictInt = Field(ge=0, le=5)
     liked: StrictBool
 
 
+JobState = Literal["available", "scheduled", "running", "retryable", "completed", "cancelled", "discarded"]
+
+
 class AssetStatus(BaseModel):
-    state: str = Field(description="processing | complete | warning | failed")
-    tasks: dict[str, str]
+    state: Literal["processing", "complete", "warning", "failed"]
+    tasks: dict[str, JobState] = Field(description="queue name -> the state of its job")
 
 
 class SpeciesPrediction(BaseModel):
@@ -122,10 +186,24 @@ class CaptionPart(BaseModel):
     caption: str = ""
 
 
+_ASSET_EXAMPLE = {
+    "asset_id": EXAMPLE_ASSET_ID, "owner_id": 1, "type": "PHOTO",
+    "original_filename": "IMG_0042.JPG", "mime_type": "image/jpeg", "file_size": 2481152,
+    "hash": EXAMPLE_HASH, "width": 4000, "height": 3000, "duration": None,
+    "taken_time": "2026-07-14T18:02:11", "upload_time": EXAMPLE_TIME, "rating": 4, "liked": True,
+    "description": None, "repository_id": "default", "storage_path": "af/13/af1349b9.jpg",
+    "is_deleted": False, "deleted_at": None,
+    "status": {"state": "complete", "tasks": {"metadata_asset": "completed", "thumbnail_asset": "completed"}},
+    "specific_metadata": {"camera_make": "Canon", "camera_model": "Canon EOS 5D Mark III", "iso_speed": 400},
+}
+
+
 class AssetDTO(BaseModel):
-    asset_id: str
+    model_config = examples(_ASSET_EXAMPLE)
+
+    asset_id: str = Field(json_schema_extra=UUID)
     owner_id: int
-    type: str
+    type: Literal["PHOTO", "VIDEO", "AUDIO", "DOCUMENT"]
     original_filename: str
     mime_type: str
     file_size: int
@@ -133,15 +211,15 @@ class AssetDTO(BaseModel):
     width: int | None
     height: int | None
     duration: float | None
-    taken_time: str | None
-    upload_time: str
+    taken_time: str | None = Field(description="as the file says it: ISO 8601, local time unless an offset is given")
+    upload_time: str = Field(json_schema_extra=DATE_TIME)
     rating: int
     liked: bool
     description: str | None
     repository_id: str
     storage_path: str
     is_deleted: bool
-    deleted_at: str | None
+    deleted_at: str | None = Field(json_schema_extra=DATE_TIME)
     status: AssetStatus
     specific_metadata: dict[str, Any]
     # ML parts, present when asked for (include_species, include_ocr, include_faces,
@@ -153,15 +231,21 @@ class AssetDTO(BaseModel):
 
 
 class AssetPage(BaseModel):
+    model_config = examples({"assets": [_ASSET_EXAMPLE], "limit": 20, "offset": 0})
+
     assets: list[AssetDTO]
     limit: int
     offset: int
 
 
 class UploadResult(BaseModel):
-    asset_id: str
+    model_config = examples({"asset_id": EXAMPLE_ASSET_ID, "task_id": 17, "status": "queued",
+                             "file_name": "IMG_0042.JPG", "size": 2481152, "content_hash": EXAMPLE_HASH,
+                             "message": "queued for processing"})
+
+    asset_id: str = Field(json_schema_extra=UUID)
     task_id: int | None
-    status: str = Field(description="queued | duplicate")
+    status: Literal["queued", "duplicate"]
     file_name: str
     size: int
     content_hash: str
@@ -169,57 +253,82 @@ class UploadResult(BaseModel):
 
 
 class ReprocessBody(Body):
-    tasks: list[StrictStr] | None = Field(default=None, max_length=20)
+    model_config = body_examples({"tasks": ["thumbnail_asset"], "force_full_retry": False})
+
+    tasks: list[StrictStr] | None = Field(default=None, max_length=20,
+                                          description="queue names, e.g. thumbnail_asset; none: every failed task")
     force_full_retry: StrictBool = False
 
 
 class ReprocessResult(BaseModel):
-    asset_id: str
-    status: str
+    model_config = examples({"asset_id": EXAMPLE_ASSET_ID, "status": "queued", "message": "queued thumbnail_asset",
+                             "retry_tasks": ["thumbnail_asset"], "failed_tasks": []})
+
+    asset_id: str = Field(json_schema_extra=UUID)
+    status: Literal["queued", "unchanged"]
     message: str
     retry_tasks: list[str]
     failed_tasks: list[str]
 
 
 class AssetTypes(BaseModel):
-    types: list[str]
+    model_config = examples({"types": ["PHOTO", "VIDEO", "AUDIO", "DOCUMENT"]})
+
+    types: list[Literal["PHOTO", "VIDEO", "AUDIO", "DOCUMENT"]]
 
 
 # -- albums ----------------------------------------------------------------------------------
 
 
 class AlbumCreateBody(Body):
+    model_config = body_examples({"album_name": "Summer 2026", "description": "Two weeks by the sea"})
+
     album_name: StrictStr = Field(min_length=1, max_length=255)
     cover_asset_id: StrictStr | None = None
     description: StrictStr | None = Field(default=None, max_length=10_000)
 
 
 class AlbumUpdateBody(Body):
+    model_config = body_examples({"album_name": "Summer 2026 (best of)"})
+
     album_name: StrictStr | None = Field(default=None, min_length=1, max_length=255)
     cover_asset_id: StrictStr | None = None
     description: StrictStr | None = Field(default=None, max_length=10_000)
 
 
 class AddToAlbumBody(Body):
+    model_config = body_examples({"position": 0})
+
     position: StrictInt | None = Field(default=None, ge=0)
 
 
 class PositionBody(Body):
+    model_config = body_examples({"position": 2})
+
     position: StrictInt = Field(ge=0)
 
 
+_ALBUM_EXAMPLE = {"album_id": 3, "user_id": 1, "album_name": "Summer 2026", "description": None,
+                  "cover_asset_id": EXAMPLE_ASSET_ID, "asset_count": 12, "created_at": EXAMPLE_TIME,
+                  "updated_at": EXAMPLE_TIME}
+
+
 class AlbumDTO(BaseModel):
-    album_id: int
+    model_config = examples(_ALBUM_EXAMPLE)
+
+    album_id: int = Field(ge=1)
     user_id: int
     album_name: str
     description: str | None
-    cover_asset_id: str | None
+    cover_asset_id: str | None = Field(json_schema_extra=UUID)
     asset_count: int
-    created_at: str
-    updated_at: str
+    created_at: str = Field(json_schema_extra=DATE_TIME)
+    updated_at: str = Field(json_schema_extra=DATE_TIME)
 
 
 class AlbumPage(BaseModel):
+    model_config = examples({"albums": [_ALBUM_EXAMPLE], "limit": 20, "offset": 0, "total": 1})
+
     albums: list[AlbumDTO]
     limit: int
     offset: int
@@ -227,10 +336,14 @@ class AlbumPage(BaseModel):
 
 
 class AlbumList(BaseModel):
+    model_config = examples({"albums": [_ALBUM_EXAMPLE]})
+
     albums: list[AlbumDTO]
 
 
 class AlbumAssets(BaseModel):
+    model_config = examples({"assets": [_ASSET_EXAMPLE]})
+
     assets: list[AssetDTO]
 
 
@@ -248,6 +361,10 @@ class EventRecord(BaseModel):
 
 
 class EventPage(BaseModel):
+    model_config = examples({"events": [{
+        "position": 42, "timestamp": EXAMPLE_TIME, "aggregate": "Asset", "aggregate_id": EXAMPLE_ASSET_ID,
+        "type": "Asset.RatingChanged", "version": 3, "payload": {"rating": 4}}], "next_after": 42, "has_more": False})
+
     events: list[EventRecord]
     next_after: int
     has_more: bool
@@ -258,6 +375,11 @@ class Message(BaseModel):
 
 
 class Health(BaseModel):
+    model_config = examples({"status": "ok", "event_store": {"status": "ok", "backend": "sqlite"},
+                             "bus": {"status": "ok", "backend": "inprocess"},
+                             "search_index": {"status": "ok", "backend": "embedded"},
+                             "projections": {"status": "ok", "lag": 0}, "ml": {}})
+
     status: str
     event_store: dict[str, Any]
     bus: dict[str, Any]

@@ -8,6 +8,7 @@ the handlers accept.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -27,12 +28,122 @@ SERVICES = web.AppKey("services", Services)
 T = TypeVar("T")
 
 
+_INTEGER = re.compile(r"^[+-]?[0-9]+(\.0*)?$")  # JSON Schema counts 12.0 as an integer
+
+
+def parse_int(raw: str, name: str) -> int:
+    """An integer query or path value; `12.0` is one too (JSON Schema says so, and generated
+    clients send it)."""
+    if not _INTEGER.fullmatch(raw.strip()):
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}", name)
+    return int(raw.strip().split(".")[0])
+
+
+_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
+
+
 @dataclass(frozen=True)
-class QueryParam:
+class Param:
+    """A path, query or header parameter. The one declaration is both what the OpenAPI document
+    says and what the registry checks before the handler runs, so the two cannot drift."""
+
     name: str
-    type: str = "string"
+    type: str = "string"  # string | integer | boolean
     description: str = ""
     required: bool = False
+    where: str = "query"  # query | path | header
+    default: Any = None
+    minimum: int | None = None
+    maximum: int | None = None
+    clamp: bool = False  # a value above maximum is lowered to it, not refused
+    enum: tuple[str, ...] = ()
+    any_case: bool = False  # the enum is matched in any letter case
+    format: str | None = None
+    pattern: str | None = None
+    max_length: int | None = None
+    example: Any = None
+
+    def schema(self) -> dict[str, Any]:
+        schema: dict[str, Any] = {"type": self.type}
+        for key, value in (("default", self.default), ("minimum", self.minimum),
+                           ("maximum", self.maximum), ("format", self.format),
+                           ("pattern", self.pattern), ("maxLength", self.max_length)):
+            if value is not None:
+                schema[key] = value
+        if self.type == "integer":
+            schema.setdefault("maximum", MAX_INT)
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        return schema
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "in": self.where,
+                               "required": self.required or self.where == "path",
+                               "schema": self.schema()}
+        if self.description:
+            doc["description"] = self.description
+        if self.example is not None:
+            doc["example"] = self.example
+        return doc
+
+    def check(self, raw: str) -> None:
+        """Refuse what the document does not allow (a 400 naming the parameter)."""
+        if self.type == "integer":
+            value = parse_int(raw, self.name)
+            if self.minimum is not None and value < self.minimum:
+                raise InvalidInput(f"{self.name} must be at least {self.minimum}, got {value}", self.name)
+            if value > MAX_INT or (self.maximum is not None and value > self.maximum and not self.clamp):
+                raise InvalidInput(f"{self.name} is too large: at most {self.maximum or MAX_INT}, got {value}",
+                                   self.name)
+        elif self.type == "boolean":
+            if raw.lower() not in _TRUE + _FALSE:
+                raise InvalidInput(f"{self.name} must be true or false, got {raw!r}", self.name)
+        else:
+            if self.max_length is not None and len(raw) > self.max_length:
+                raise InvalidInput(f"{self.name} is longer than {self.max_length} characters", self.name)
+            if self.enum and raw not in self.enum and not (self.any_case and raw.lower() in {e.lower() for e in self.enum}):
+                raise InvalidInput(f"{self.name} must be one of {', '.join(self.enum)}, got {raw!r}", self.name)
+            if self.pattern is not None and not re.search(self.pattern, raw):
+                raise InvalidInput(f"{self.name} is malformed: {raw!r}", self.name)
+
+
+def QueryParam(name: str, type: str = "string", description: str = "", **schema: Any) -> Param:
+    """A query parameter (see Param)."""
+    return Param(name, type, description, where="query", **schema)
+
+
+def PathParam(name: str, type: str = "string", description: str = "", **schema: Any) -> Param:
+    """A path parameter (see Param); always required."""
+    return Param(name, type, description, required=True, where="path", **schema)
+
+
+EXAMPLE_ASSET_ID = "6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
+
+
+def asset_id_param(name: str = "id") -> Param:
+    return PathParam(name, description="an asset id (a UUID)", format="uuid", example=EXAMPLE_ASSET_ID)
+
+
+def positive_id_param(name: str, what: str) -> Param:
+    return PathParam(name, "integer", f"{what} id (a positive integer)", minimum=1, example=1)
+
+
+def page_params(default: int = 20, maximum: int = 100) -> tuple[Param, Param]:
+    return (
+        QueryParam("limit", "integer", f"page size (default {default}; larger values are lowered to {maximum})",
+                   default=default, minimum=1, maximum=maximum, clamp=True),
+        QueryParam("offset", "integer", "items to skip (default 0)", default=0, minimum=0),
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: the id in this operation's answer feeds a parameter of another one."""
+
+    operation_id: str
+    parameter: str
+    source: str  # a runtime expression, e.g. "$response.body#/data/album_id"
+    description: str = ""
 
 
 @dataclass
@@ -40,15 +151,25 @@ class RouteSpec:
     method: str
     path: str
     handler: Callable[..., Awaitable[web.StreamResponse]]
+    operation_id: str
     summary: str
+    description: str
     tag: str
     body: type[BaseModel] | None = None
     response: Any = None
     auth: bool = True
     admin: bool = False
-    query: tuple[QueryParam, ...] = ()
-    binary: str | None = None  # content type of a binary response
-    multipart: tuple[str, ...] = field(default_factory=tuple)
+    params: tuple[Param, ...] = ()
+    binary: tuple[str, ...] = ()  # media types of a binary response
+    multipart: type[BaseModel] | None = None  # the form's fields, documented as a model
+    status: int = 200
+    also: tuple[int, ...] = ()  # further statuses the operation can answer
+    links: tuple[Link, ...] = ()
+    ok_also: tuple[int, ...] = ()  # further success statuses with the same body (a duplicate upload: 200)
+
+    @property
+    def query(self) -> tuple[Param, ...]:
+        return tuple(p for p in self.params if p.where == "query")
 
 
 ROUTES: list[RouteSpec] = []
@@ -84,10 +205,7 @@ class Ctx:
         raw = self.request.query.get(name)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise InvalidInput(f"{name} must be an integer, got {raw!r}", name) from None
+        value = parse_int(raw, name)
         if value < minimum:
             raise InvalidInput(f"{name} must be at least {minimum}", name)
         if value > MAX_INT:
@@ -109,9 +227,17 @@ class Ctx:
 
     def path_int(self, name: str) -> int:
         raw = self.request.match_info[name]
-        if not re.fullmatch(r"[0-9]{1,18}", raw) or int(raw) < 1:
+        value = parse_int(raw, name) if len(raw) <= 40 else -1
+        if not 1 <= value <= MAX_INT:
             raise InvalidInput(f"{name} must be a positive integer, got {raw!r}", name)
-        return int(raw)
+        return value
+
+
+def _number(text: str) -> float | int:
+    """JSON numbers with nothing after the point (`5.0`) are integers, as JSON Schema says and as
+    generated clients send them; the strict body models then accept them where an int is due."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
 
 
 async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
@@ -122,7 +248,7 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
             raise InvalidInput("request body is empty; a JSON object is expected", "body")
     else:
         try:
-            payload = json.loads(raw)
+            payload = json.loads(raw, parse_float=_number)
         except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
             raise InvalidInput(f"request body is not valid JSON: {exc}", "body") from None
     if not isinstance(payload, dict):
@@ -143,32 +269,65 @@ def route(
     method: str,
     path: str,
     *,
+    operation_id: str,
     summary: str,
     tag: str,
     body: type[BaseModel] | None = None,
     response: Any = None,
     auth: bool = True,
     admin: bool = False,
-    query: tuple[QueryParam, ...] = (),
-    binary: str | None = None,
-    multipart: tuple[str, ...] = (),
+    params: tuple[Param, ...] = (),
+    binary: tuple[str, ...] = (),
+    multipart: type[BaseModel] | None = None,
+    status: int = 200,
+    also: tuple[int, ...] = (),
+    links: tuple[Link, ...] = (),
+    ok_also: tuple[int, ...] = (),
 ) -> Callable[[Callable[[Ctx], Awaitable[web.StreamResponse]]], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    """Declare an operation. Its description is the handler's docstring."""
+    declared = {p.name for p in params if p.where == "path"}
+    wanted = set(re.findall(r"{(\w+)}", path))
+    if declared != wanted:
+        raise TypeError(f"{method} {path}: path parameters declared {sorted(declared)}, in the path {sorted(wanted)}")
+
     def register(handler: Callable[[Ctx], Awaitable[web.StreamResponse]]) -> Any:
+        if not handler.__doc__:
+            raise TypeError(f"{method} {path}: the handler needs a docstring (the operation's description)")
+
         async def endpoint(request: web.Request) -> web.StreamResponse:
             user_id, is_admin = (None, False)
             if auth:
                 user_id, is_admin = _authenticate(request)
                 if admin and not is_admin:
                     raise Forbidden("this endpoint is for administrators")
+            _check_params(request, params)
             parsed = await _read_body(request, body) if body is not None else None
             return await handler(Ctx(request, user_id, is_admin, parsed))
 
-        ROUTES.append(
-            RouteSpec(method, path, endpoint, summary, tag, body, response, auth, admin, query, binary, multipart)
-        )
+        ROUTES.append(RouteSpec(
+            method, path, endpoint, operation_id, summary, inspect.cleandoc(handler.__doc__), tag, body,
+            response, auth, admin, params, binary, multipart, status, also, links, ok_also,
+        ))
         return endpoint
 
     return register
+
+
+def _check_params(request: web.Request, params: tuple[Param, ...]) -> None:
+    for param in params:
+        if param.where == "path":
+            raw: str | None = request.match_info.get(param.name)
+        elif param.where == "header":
+            raw = request.headers.get(param.name)
+        else:
+            raw = request.query.get(param.name)
+        if raw is None or (raw == "" and param.where == "query"):
+            if param.required:
+                raise InvalidInput(f"{param.name} is required", param.name)
+            continue
+        if param.format == "uuid":
+            continue  # a malformed id names nothing: the handler answers 404, as for any unknown id
+        param.check(raw)
 
 
 def add_routes(app: web.Application) -> None:

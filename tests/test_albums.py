@@ -432,7 +432,7 @@ async def test_move_shifts_the_others_and_keeps_positions_dense(client, media):
 
 
 @pytest.mark.parametrize("body", [
-    {"position": 3}, {"position": 99}, {"position": -1}, {"position": "0"}, {"position": 0.0},
+    {"position": 3}, {"position": 99}, {"position": -1}, {"position": "0"}, {"position": 0.5},
     {"position": None}, {"position": False}, {}, {"position": 1, "extra": 1},
 ], ids=["n", "far", "negative", "string", "float", "null", "bool", "missing", "extra-field"])
 async def test_move_to_a_bad_position_is_400(client, media, body):

@@ -666,7 +666,7 @@ async def test_rating_lists_only_the_users_assets_with_that_rating(client, media
     assert await rated(alice, 0) == [unrated]
     assert await rated(alice, 5) == []
     assert await rated(bob, 4) == [bobs]
-    for bad in ("6", "x", "-1", "4.0", "10"):
+    for bad in ("6", "x", "-1", "4.5", "10"):
         assert_failure(await rated(alice, bad, expect=400), 400)
 
 

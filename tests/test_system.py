@@ -32,9 +32,10 @@ async def test_openapi_document_covers_every_route(client):
     rating = doc["components"]["schemas"]["RatingBody"]["properties"]["rating"]
     assert rating["maximum"] == 5 and rating["minimum"] == 0
     asset_op = doc["paths"][f"{PREFIX}/assets/{{id}}"]["get"]
-    data = asset_op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]
-    assert data["$ref"].endswith("/AssetDTO")
-    assert "security" not in register_op and asset_op["security"] == [{"bearer": []}]
+    envelope, data = asset_op["responses"]["200"]["content"]["application/json"]["schema"]["allOf"]
+    assert envelope["$ref"].endswith("/Envelope")
+    assert data["properties"]["data"]["$ref"].endswith("/AssetDTO")
+    assert register_op["security"] == [] and asset_op["security"] == [{"bearer": []}]
 
 
 async def test_admin_event_stream_is_cursor_paginated(client, services):

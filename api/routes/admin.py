@@ -10,13 +10,17 @@ from api.registry import Ctx, QueryParam, route
 from infra.event_stream import read_events
 
 
-@route("GET", "/admin/events", summary="The event stream after a position (admins only)",
-       tag="Admin", response=EventPage, admin=True, query=(
-           QueryParam("after", "integer", "position to start after (default 0)"),
-           QueryParam("limit", "integer", "page size (default 100, at most 1000)"),
-           QueryParam("type", description="only events of this type, e.g. Asset.RatingChanged"),
+@route("GET", "/admin/events", operation_id="listEvents", summary="The event stream after a position (admins only)",
+       tag="Admin", response=EventPage, admin=True, params=(
+           QueryParam("after", "integer", "position to start after", default=0, minimum=0),
+           QueryParam("limit", "integer", "page size (larger values are lowered to 1000)", default=100,
+                      minimum=1, maximum=1000, clamp=True),
+           QueryParam("type", description="only events of these types (comma-separated), e.g. "
+                      "Asset.RatingChanged", max_length=2000),
        ))
 async def events(ctx: Ctx) -> web.Response:
+    """The event log in order, a page at a time (hashes redacted): pass `next_after` as `after`
+    for the next page while `has_more`."""
     after = ctx.query_int("after", 0, 0)
     limit = ctx.query_int("limit", 100, 1, 1000)
     types = {t for t in (ctx.query_str("type") or "").split(",") if t}

@@ -25,18 +25,39 @@ from api.models import (
     RatingBody,
     ReprocessBody,
     ReprocessResult,
+    UploadForm,
     UploadResult,
 )
-from api.registry import PREFIX, Ctx, QueryParam, route
+from api.registry import (
+    PREFIX,
+    Ctx,
+    Link,
+    Param,
+    PathParam,
+    QueryParam,
+    asset_id_param,
+    page_params,
+    parse_int,
+    positive_id_param,
+    route,
+)
 from domain.asset import AssetType, asset_id_from, check_rating
 from domain.errors import InvalidInput, NotFound, TooLarge
 from infra.storage import StagedFile
 from projections.catalog import asset_from_row
 
-PAGE = (
-    QueryParam("limit", "integer", "page size (default 20, at most 100)"),
-    QueryParam("offset", "integer", "items to skip"),
-)
+PAGE = page_params()
+ASSET_ID = asset_id_param()
+_TYPES_LIST = "(PHOTO|VIDEO|AUDIO|DOCUMENT)"
+# What the new id of an upload is good for, as OpenAPI links.
+_USES_ASSET_ID = ("getAsset", "downloadOriginal", "getThumbnail", "rateAsset", "likeAsset",
+                  "describeAsset", "deleteAsset", "listAssetAlbums")
+UPLOAD_LINKS = tuple(Link(op, "id", "$response.body#/data/asset_id") for op in _USES_ASSET_ID)
+# Media types of the files served: originals are whatever was uploaded (photos, RAW, videos,
+# audio, PDFs); web versions are MP4/AAC, or the original when a browser plays it as it is.
+ORIGINAL_TYPES = ("image/*", "video/*", "audio/*", "application/pdf")
+WEB_VIDEO_TYPES = ("video/mp4", "video/quicktime", "video/3gpp", "video/webm")
+THUMBNAIL_SIZES = ("small", "medium", "large")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 ASSET_TYPES = [t.value for t in AssetType]
 
@@ -66,40 +87,47 @@ def _asset_id(ctx: Ctx) -> UUID:
 # Static paths first: aiohttp matches in registration order, and /assets/{id} would take them.
 
 
-@route("GET", "/assets/types", summary="Supported asset types", tag="Assets", response=AssetTypes)
+@route("GET", "/assets/types", operation_id="listAssetTypes", summary="Supported asset types",
+       tag="Assets", response=AssetTypes)
 async def asset_types(ctx: Ctx) -> web.Response:
+    """The asset types the server knows: PHOTO, VIDEO, AUDIO and DOCUMENT."""
     return ok({"types": ASSET_TYPES})
 
 
-@route("GET", "/assets/liked", summary="The user's liked assets", tag="Assets", response=AssetPage,
-       query=PAGE)
+@route("GET", "/assets/liked", operation_id="listLikedAssets", summary="The user's liked assets",
+       tag="Assets", response=AssetPage, params=PAGE)
 async def liked_assets(ctx: Ctx) -> web.Response:
+    """The caller's liked assets, newest taken first, a page at a time."""
     limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
     assets = await ctx.run(ctx.services.catalog.list, ctx.user_id, liked=True, limit=limit, offset=offset)
     return ok({"assets": assets, "limit": limit, "offset": offset})
 
 
-@route("GET", "/assets/rating/{rating}", summary="The user's assets with a given rating (0-5)",
-       tag="Assets", response=AssetPage, query=PAGE)
+@route("GET", "/assets/rating/{rating}", operation_id="listAssetsByRating",
+       summary="The user's assets with a given rating (0-5)", tag="Assets", response=AssetPage,
+       params=(PathParam("rating", "integer", "the rating, 0 to 5", minimum=0, maximum=5, example=5), *PAGE))
 async def assets_by_rating(ctx: Ctx) -> web.Response:
-    raw = ctx.request.match_info["rating"]
-    if not raw.isdigit():
-        raise InvalidInput(f"rating must be an integer from 0 to 5, got {raw!r}", "rating")
-    rating = check_rating(int(raw))
+    """The caller's assets rated exactly `rating`, newest taken first, a page at a time."""
+    rating = check_rating(parse_int(ctx.request.match_info["rating"], "rating"))
     limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
     assets = await ctx.run(ctx.services.catalog.list, ctx.user_id, rating=rating, limit=limit, offset=offset)
     return ok({"assets": assets, "limit": limit, "offset": offset})
 
 
-@route("GET", "/assets", summary="List assets by type(s) or owner, newest taken first",
-       tag="Assets", response=AssetPage, query=(
-           QueryParam("type", description="PHOTO, VIDEO, AUDIO or DOCUMENT"),
-           QueryParam("types", description="comma-separated types"),
-           QueryParam("owner_id", "integer", "owner (only your own assets are visible)"),
+@route("GET", "/assets", operation_id="listAssets",
+       summary="List assets by type(s) or owner, newest taken first", tag="Assets", response=AssetPage,
+       params=(
+           QueryParam("type", description="one type (any letter case)", enum=tuple(ASSET_TYPES), any_case=True, example="PHOTO"),
+           QueryParam("types", description="a comma-separated list of types (any letter case); wins over `type`",
+                      pattern=f"^{_TYPES_LIST}(,{_TYPES_LIST})*$", max_length=200, example="PHOTO,VIDEO"),
+           QueryParam("owner_id", "integer", "an owner: only your own id lists anything", minimum=1),
            *PAGE,
-           QueryParam("sort_order", description="asc or desc (default) by taken time"),
+           QueryParam("sort_order", description="by taken time (any letter case)", enum=("asc", "desc"),
+                      any_case=True, default="desc"),
        ))
 async def list_assets(ctx: Ctx) -> web.Response:
+    """The caller's assets of the given type(s), by taken time. At least one of `type`, `types`
+    or `owner_id` is required (400 otherwise); another user's id lists nothing."""
     types = _types(ctx)
     owner = ctx.query_str("owner_id")
     if types is None and owner is None:
@@ -124,9 +152,16 @@ async def _file_chunks(part: BodyPartReader) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@route("POST", "/assets", summary="Upload one file (multipart field 'file')", tag="Assets",
-       response=UploadResult, multipart=("file", "repository_id"))
+@route("POST", "/assets", operation_id="uploadAsset", summary="Upload one file (multipart field 'file')",
+       tag="Assets", response=UploadResult, multipart=UploadForm, status=201, ok_also=(200,),
+       also=(409, 415), links=UPLOAD_LINKS, params=(
+           Param("X-Content-Hash", description="the BLAKE3 hex digest the file must have (400 when it "
+                 "does not)", where="header", pattern="^[0-9a-fA-F]{64}$"),
+       ))
 async def upload_asset(ctx: Ctx) -> web.Response:
+    """Stores the file, creates the asset and queues its processing: 201 with the new asset's id.
+    Content the caller already has answers 200 with `status: "duplicate"` and the existing id.
+    Photos, videos, audio files and PDFs are accepted (415 otherwise)."""
     services = ctx.services
     request = ctx.request
     limit = services.settings.max_upload_bytes
@@ -178,16 +213,19 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     return ok(data, data["status"], status=200 if duplicate else 201)
 
 
-@route("GET", "/assets/{id}", summary="One asset, with optional parts", tag="Assets",
-       response=AssetDTO, query=(
-           QueryParam("include_thumbnails", "boolean", "thumbnail sizes and URLs (default true)"),
-           QueryParam("include_albums", "boolean", "albums containing the asset (default true)"),
-           QueryParam("include_species", "boolean", "zero-shot species, top-k (default true)"),
-           QueryParam("include_ocr", "boolean", "text found in the image, with boxes (default false)"),
-           QueryParam("include_faces", "boolean", "faces with boxes and people (default false)"),
-           QueryParam("include_ai_descriptions", "boolean", "the AI caption (default false)"),
+@route("GET", "/assets/{id}", operation_id="getAsset", summary="One asset, with optional parts",
+       tag="Assets", response=AssetDTO, params=(
+           ASSET_ID,
+           QueryParam("include_thumbnails", "boolean", "thumbnail sizes and URLs", default=True),
+           QueryParam("include_albums", "boolean", "albums containing the asset", default=True),
+           QueryParam("include_species", "boolean", "zero-shot species, top-k", default=True),
+           QueryParam("include_ocr", "boolean", "text found in the image, with boxes", default=False),
+           QueryParam("include_faces", "boolean", "faces with boxes and people", default=False),
+           QueryParam("include_ai_descriptions", "boolean", "the AI caption", default=False),
        ))
 async def get_asset(ctx: Ctx) -> web.Response:
+    """One of the caller's assets (a deleted one too, with `is_deleted`), with the parts asked for.
+    An ML part is null until its task has a result, or `{skipped: why}` when it ran without a model."""
     asset_id = _asset_id(ctx)
     include_thumbnails = ctx.query_bool("include_thumbnails", True)
     include_albums = ctx.query_bool("include_albums", True)
@@ -247,17 +285,22 @@ async def _changed(ctx: Ctx, asset_id: UUID, position: int) -> web.Response:
     return ok(await _asset(ctx, asset_id), "updated")
 
 
-@route("PUT", "/assets/{id}", summary="Update type-specific metadata", tag="Assets",
-       body=MetadataBody, response=AssetDTO)
+@route("PUT", "/assets/{id}", operation_id="updateAssetMetadata", summary="Update type-specific metadata",
+       tag="Assets", body=MetadataBody, response=AssetDTO, params=(ASSET_ID,), also=(409,))
 async def update_asset(ctx: Ctx) -> web.Response:
+    """Merges the given `specific_metadata` fields into the asset's (a null value removes one).
+    A deleted asset takes no change (409)."""
     asset_id = _asset_id(ctx)
     position = await ctx.run(ctx.services.app.update_metadata, ctx.user_id, asset_id,
                              ctx.body.specific_metadata)
     return await _changed(ctx, asset_id, position)
 
 
-@route("DELETE", "/assets/{id}", summary="Soft-delete an asset (the file is kept)", tag="Assets")
+@route("DELETE", "/assets/{id}", operation_id="deleteAsset", summary="Soft-delete an asset (the file is kept)",
+       tag="Assets", params=(ASSET_ID,), also=(409,))
 async def delete_asset(ctx: Ctx) -> web.Response:
+    """Hides the asset from listings and removes it from its albums; the file is kept and the
+    asset stays readable by id with `is_deleted: true`."""
     asset_id = _asset_id(ctx)
     albums = await ctx.run(ctx.services.albums.containing, ctx.user_id, str(asset_id))
     position = await ctx.run(ctx.services.app.delete_asset, ctx.user_id, asset_id,
@@ -266,9 +309,11 @@ async def delete_asset(ctx: Ctx) -> web.Response:
     return ok(message=f"asset {asset_id} deleted")
 
 
-@route("GET", "/assets/{id}/original", summary="The original file (Range, ETag)", tag="Assets",
-       binary="application/octet-stream")
+@route("GET", "/assets/{id}/original", operation_id="downloadOriginal", summary="The original file (Range, ETag)",
+       tag="Assets", binary=ORIGINAL_TYPES, params=(ASSET_ID,))
 async def original(ctx: Ctx) -> web.StreamResponse:
+    """The uploaded file byte for byte, with its own media type. Honours `Range` (206) and
+    `If-None-Match` (304)."""
     row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
     if row is None:
         raise NotFound(f"asset {ctx.request.match_info['id']} not found")
@@ -276,12 +321,15 @@ async def original(ctx: Ctx) -> web.StreamResponse:
     return await serve_file(ctx.request, path, row["mime_type"], row["hash"], row["original_filename"])
 
 
-THUMBNAIL_SIZES = ("small", "medium", "large")
-
-
-@route("GET", "/assets/{id}/thumbnail", summary="A thumbnail (WebP)", tag="Assets",
-       binary="image/webp", query=(QueryParam("size", description="small, medium (default) or large"),))
+@route("GET", "/assets/{id}/thumbnail", operation_id="getThumbnail", summary="A thumbnail (WebP)",
+       tag="Assets", binary=("image/webp",), params=(
+           ASSET_ID,
+           QueryParam("size", description="small (256 px), medium (1024 px) or large (2048 px)",
+                      enum=THUMBNAIL_SIZES, default="medium"),
+       ))
 async def thumbnail(ctx: Ctx) -> web.StreamResponse:
+    """A WebP thumbnail, once the thumbnail task has made it (404 before, or when the file has no
+    picture)."""
     size = ctx.query_str("size") or "medium"
     if size not in THUMBNAIL_SIZES:
         raise InvalidInput(f"size must be one of {', '.join(THUMBNAIL_SIZES)}", "size")
@@ -314,21 +362,27 @@ async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
     return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}")
 
 
-@route("GET", "/assets/{id}/video/web", summary="Browser-playable MP4 (Range, ETag)", tag="Assets",
-       binary="video/mp4")
+@route("GET", "/assets/{id}/video/web", operation_id="getWebVideo", summary="Browser-playable video (Range, ETag)",
+       tag="Assets", binary=WEB_VIDEO_TYPES, params=(ASSET_ID,))
 async def web_video(ctx: Ctx) -> web.StreamResponse:
+    """An H.264/AAC MP4 made for browsers, or the original when browsers play it as it is.
+    404 for other asset types and before the transcode task is done."""
     return await _web_version(ctx, "web_video")
 
 
-@route("GET", "/assets/{id}/audio/web", summary="Browser-playable audio (Range, ETag)", tag="Assets",
-       binary="audio/mp4")
+@route("GET", "/assets/{id}/audio/web", operation_id="getWebAudio", summary="Browser-playable audio (Range, ETag)",
+       tag="Assets", binary=("audio/*",), params=(ASSET_ID,))
 async def web_audio(ctx: Ctx) -> web.StreamResponse:
+    """AAC in MP4 made for browsers, or the original when browsers play it as it is.
+    404 for other asset types and before the transcode task is done."""
     return await _web_version(ctx, "web_audio")
 
 
-@route("POST", "/assets/{id}/reprocess", summary="Queue processing tasks again", tag="Assets",
-       body=ReprocessBody, response=ReprocessResult)
+@route("POST", "/assets/{id}/reprocess", operation_id="reprocessAsset", summary="Queue processing tasks again",
+       tag="Assets", body=ReprocessBody, response=ReprocessResult, params=(ASSET_ID,), also=(409,))
 async def reprocess(ctx: Ctx) -> web.Response:
+    """Queues the named tasks again; with none, every failed task; with `force_full_retry`,
+    every task. `status` is `unchanged` when there was nothing to do."""
     asset_id = _asset_id(ctx)
     body: ReprocessBody = ctx.body
     queued, failed, position = await ctx.run(
@@ -340,50 +394,57 @@ async def reprocess(ctx: Ctx) -> web.Response:
                "message": message, "retry_tasks": queued, "failed_tasks": failed}, message)
 
 
-@route("PUT", "/assets/{id}/description", summary="Set the description", tag="Assets",
-       body=DescriptionBody, response=AssetDTO)
+@route("PUT", "/assets/{id}/description", operation_id="describeAsset", summary="Set the description",
+       tag="Assets", body=DescriptionBody, response=AssetDTO, params=(ASSET_ID,), also=(409,))
 async def describe(ctx: Ctx) -> web.Response:
+    """Sets (or, with null, clears) the asset's description; answers the updated asset."""
     asset_id = _asset_id(ctx)
     position = await ctx.run(ctx.services.app.describe, ctx.user_id, asset_id, ctx.body.description)
     return await _changed(ctx, asset_id, position)
 
 
-@route("PUT", "/assets/{id}/like", summary="Like or unlike", tag="Assets", body=LikeBody,
-       response=AssetDTO)
+@route("PUT", "/assets/{id}/like", operation_id="likeAsset", summary="Like or unlike", tag="Assets",
+       body=LikeBody, response=AssetDTO, params=(ASSET_ID,), also=(409,))
 async def like(ctx: Ctx) -> web.Response:
+    """Likes or unlikes the asset; answers the updated asset."""
     asset_id = _asset_id(ctx)
     position = await ctx.run(ctx.services.app.like, ctx.user_id, asset_id, ctx.body.liked)
     return await _changed(ctx, asset_id, position)
 
 
-@route("PUT", "/assets/{id}/rating", summary="Rate from 0 to 5", tag="Assets", body=RatingBody,
-       response=AssetDTO)
+@route("PUT", "/assets/{id}/rating", operation_id="rateAsset", summary="Rate from 0 to 5", tag="Assets",
+       body=RatingBody, response=AssetDTO, params=(ASSET_ID,), also=(409,))
 async def rate(ctx: Ctx) -> web.Response:
+    """Sets the rating (0 to 5); answers the updated asset."""
     asset_id = _asset_id(ctx)
     position = await ctx.run(ctx.services.app.rate, ctx.user_id, asset_id, ctx.body.rating)
     return await _changed(ctx, asset_id, position)
 
 
-@route("PUT", "/assets/{id}/rating-and-like", summary="Rate and like in one change",
-       tag="Assets", body=RatingAndLikeBody, response=AssetDTO)
+@route("PUT", "/assets/{id}/rating-and-like", operation_id="rateAndLikeAsset",
+       summary="Rate and like in one change", tag="Assets", body=RatingAndLikeBody, response=AssetDTO,
+       params=(ASSET_ID,), also=(409,))
 async def rate_and_like(ctx: Ctx) -> web.Response:
+    """Sets the rating and the like in one change; answers the updated asset."""
     asset_id = _asset_id(ctx)
     position = await ctx.run(ctx.services.app.rate_and_like, ctx.user_id, asset_id,
                              ctx.body.rating, ctx.body.liked)
     return await _changed(ctx, asset_id, position)
 
 
-@route("GET", "/assets/{id}/albums", summary="Albums that contain the asset", tag="Assets",
-       response=AlbumList)
+@route("GET", "/assets/{id}/albums", operation_id="listAssetAlbums", summary="Albums that contain the asset",
+       tag="Assets", response=AlbumList, params=(ASSET_ID,))
 async def albums_of_asset(ctx: Ctx) -> web.Response:
+    """The caller's albums that contain the asset."""
     asset = await _asset(ctx, _asset_id(ctx))
     albums = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
     return ok({"albums": albums})
 
 
-@route("POST", "/assets/{id}/albums/{albumId}", summary="Add the asset to an album",
-       tag="Assets")
+@route("POST", "/assets/{id}/albums/{albumId}", operation_id="addToAlbum", summary="Add the asset to an album",
+       tag="Assets", params=(ASSET_ID, positive_id_param("albumId", "an album")), also=(409,))
 async def add_asset_to_album(ctx: Ctx) -> web.Response:
+    """Appends the asset to one of the caller's albums (as `addAssetToAlbum` does)."""
     asset_id = _asset_id(ctx)
     album_id = ctx.path_int("albumId")
     position = await ctx.run(ctx.services.app.add_to_album, ctx.user_id, album_id, asset_id)

@@ -63,7 +63,7 @@ from pydantic import BaseModel, Field
 
 from api.envelope import STATUS_OF, ok
 from api.ingest import clean_filename, ingest
-from api.registry import Ctx, QueryParam, route
+from api.registry import Ctx, Param, QueryParam, route
 from domain.errors import Conflict, DomainError, InvalidInput, TooLarge
 from infra.bootstrap import Services
 from infra.storage import StagedFile
@@ -303,10 +303,68 @@ async def _store_session(ctx: Ctx, sessions: UploadSessions, outcome: CommitOutc
 # -- routes --------------------------------------------------------------------------------------
 
 
-@route("POST", "/assets/batch", summary="Upload many files, whole or in resumable chunks", tag="Assets",
-       response=BatchResult, multipart=("repository_id", "single_{session_id}",
-                                        "chunk_{session_id}_{index}_{total}", "hash_{session_id}"))
+class BatchUploadForm(BaseModel):
+    """One file or one chunk per request, in fields a generated client can fill (the named fields
+    `single_{session_id}`, `chunk_{session_id}_{index}_{total}` and `hash_{session_id}` of the
+    operation's description carry many files in one request instead). The fields may come in any
+    order."""
+
+    session_id: str = Field(min_length=1, max_length=128, pattern=f"^{SESSION_ID.pattern}$",
+                            description="names the upload session; chunks of one file share it")
+    chunk_index: int | None = Field(default=None, ge=0, lt=MAX_CHUNKS,
+                                    description="which chunk this is, from 0 (with chunk_total)")
+    chunk_total: int | None = Field(default=None, ge=1, le=MAX_CHUNKS,
+                                    description="how many chunks the file is cut into (absent: the whole file)")
+    content_hash: str | None = Field(default=None, pattern="^[0-9a-fA-F]{64}$",
+                                     description="the BLAKE3 hex digest the whole file must have")
+    repository_id: str | None = Field(default=None, max_length=MAX_TEXT_FIELD)
+    file: bytes = Field(description="the file, or this chunk of it; its filename names the asset")
+
+
+_FORM_TEXT = ("session_id", "chunk_index", "chunk_total", "content_hash")
+
+
+@dataclass
+class FormFile:
+    """The file of a `BatchUploadForm` request, staged before its fields are known to be complete."""
+
+    filename: str
+    staged: StagedFile
+
+
+def _form_field(form: dict[str, str], name: str) -> FieldName:
+    """What the form's text fields make of its file: a single or a chunk of a session."""
+    if "session_id" not in form:
+        raise InvalidInput("field 'session_id' is missing (it names the file's upload session)", "session_id")
+    sid = check_session_id(form["session_id"], "session_id")
+    if ("chunk_index" in form) != ("chunk_total" in form):
+        raise InvalidInput("send chunk_index and chunk_total together (neither: the whole file)", "chunk_index")
+    if "chunk_total" not in form:
+        return FieldName("single", sid)
+    for key in ("chunk_index", "chunk_total"):
+        if not _NUMBER.fullmatch(form[key]):
+            raise InvalidInput(f"{key} must be a decimal integer, got {form[key][:50]!r}", key)
+    return parse_field(f"chunk_{sid}_{int(form['chunk_index'])}_{int(form['chunk_total'])}")
+
+
+@route("POST", "/assets/batch", operation_id="uploadBatch", summary="Upload many files, whole or in resumable chunks",
+       tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409,), params=(
+           Param("X-Content-Hash", description="the BLAKE3 hex digest of the request's only whole file",
+                 where="header", pattern="^[0-9a-fA-F]{64}$"),
+       ))
 async def batch_upload(ctx: Ctx) -> web.Response:
+    """Stores whole files and chunks of resumable uploads; a file becomes an asset when its last
+    missing chunk arrives (chunks may come in any order, in any requests, and again).
+
+    Two ways to send: the documented form (one file or chunk per request: `session_id`, and
+    `chunk_index` with `chunk_total` for a chunk), or named fields, any number per request:
+    `single_{session_id}` (a whole file), `chunk_{session_id}_{index}_{total}` (a chunk, index
+    from 0), `hash_{session_id}` (text: the BLAKE3 hex digest the whole file must have) and
+    `repository_id`. Session ids are 1-128 characters of A-Z, a-z, 0-9 and '-'.
+
+    Each file answers in `results`: `queued` or `duplicate` (stored), `partial` (chunks still
+    missing) or `failed` (this file only: empty, unsupported, wrong hash). A malformed request
+    fails whole (400, 409 for a finished session, 413 past the size limit) and stores nothing."""
     services = ctx.services
     storage = services.storage
     request = ctx.request
@@ -327,12 +385,24 @@ async def batch_upload(ctx: Ctx) -> web.Response:
     repository_field: str | None = None
     seen_repository = False
     files = 0
+    form: dict[str, str] = {}
+    form_file: FormFile | None = None
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart is not supported", "body")
             name = part.name or ""
+            if name in _FORM_TEXT:
+                if name in form:
+                    raise InvalidInput(f"field {name!r} is given twice", name)
+                form[name] = await _text(part, name)
+                continue
+            if name == "file":
+                if form_file is not None:
+                    raise InvalidInput("field 'file' is given twice: one file per form request", "file")
+                form_file = FormFile(clean_filename(part.filename), await storage.stage(_pieces(part), limit))
+                continue
             f = parse_field(name)
             sid = f.session_id
             if f.kind == "repository_id":
@@ -376,6 +446,9 @@ async def batch_upload(ctx: Ctx) -> web.Response:
                                        f"limit of {limit} bytes", name) from None
                     update.chunks.append(IncomingChunk(f.index, staged, clean_filename(part.filename)))
 
+        if form or form_file is not None:
+            await _take_form(ctx, sessions, form, form_file, order, singles, updates, hashes)
+            form_file = None  # now held by singles or updates, which clean up after it
         order += [sid for sid in hashes if sid not in singles and sid not in updates]  # hash only
         if not order:
             raise InvalidInput("no file fields: send single_{session_id} or chunk_{session_id}_{index}_{total}",
@@ -403,6 +476,8 @@ async def batch_upload(ctx: Ctx) -> web.Response:
     except BaseException:
         for single in singles.values():
             storage.discard(single.staged)
+        if form_file is not None:
+            storage.discard(form_file.staged)
         raise
     finally:
         for update in updates.values():
@@ -435,9 +510,35 @@ async def batch_upload(ctx: Ctx) -> web.Response:
     return ok({"results": results}, f"batch processed: {summary}")
 
 
-@route("GET", "/assets/batch/config", summary="How to cut and pace batch uploads on this server",
-       tag="Assets", response=BatchConfig)
+async def _take_form(ctx: Ctx, sessions: UploadSessions, form: dict[str, str], form_file: FormFile | None,
+                     order: list[str], singles: dict[str, Single], updates: dict[str, SessionUpdate],
+                     hashes: dict[str, str]) -> None:
+    """Add the form's file to the request's singles or session updates, as its named field would."""
+    if singles or updates or hashes:
+        raise InvalidInput("send either the form fields (session_id, file, ...) or named fields "
+                           "(single_..., chunk_..., hash_...), not both", "session_id")
+    if form_file is None:
+        raise InvalidInput("field 'file' is missing", "file")
+    f = _form_field(form, "file")
+    sid = f.session_id
+    if "content_hash" in form:
+        hashes[sid] = _hex_digest(form["content_hash"], "content_hash")
+    order.append(sid)
+    if f.kind == "single":
+        singles[sid] = Single(form_file.filename, form_file.staged)
+        return
+    update = updates[sid] = SessionUpdate(sid, f.total)
+    update.chunks.append(IncomingChunk(f.index, form_file.staged, form_file.filename))  # discarded with it
+    room = await ctx.run(sessions.room, ctx.user_id, sid, f.total, f.index, {})
+    if form_file.staged.size > room:
+        raise TooLarge(f"upload session {sid}: the file would be larger than the limit of "
+                       f"{ctx.services.settings.max_upload_bytes} bytes", "file")
+
+
+@route("GET", "/assets/batch/config", operation_id="getBatchConfig",
+       summary="How to cut and pace batch uploads on this server", tag="Batch upload", response=BatchConfig)
 async def batch_upload_config(ctx: Ctx) -> web.Response:
+    """Chunk size and concurrency that suit this server's memory and CPUs."""
     return ok(await ctx.run(batch_config))
 
 
@@ -447,9 +548,10 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
 
 
-@route("GET", "/assets/batch/progress", summary="Progress of your chunked upload sessions", tag="Assets",
-       response=BatchProgress, query=(
-           QueryParam("session_ids", description="comma-separated session ids (default: all of yours)"),
+@route("GET", "/assets/batch/progress", operation_id="getBatchProgress",
+       summary="Progress of your chunked upload sessions", tag="Batch upload", response=BatchProgress, params=(
+           QueryParam("session_ids", description="comma-separated session ids (default: all of yours)",
+                      max_length=20000),
        ))
 async def batch_upload_progress(ctx: Ctx) -> web.Response:
     """The caller's own sessions only (another user's session with the same id is never shown).

@@ -68,15 +68,19 @@ def health_report(ctx: Ctx) -> dict[str, Any]:
     return report
 
 
-@route("GET", "/health", summary="State of each backend", tag="System", response=Health, auth=False)
+@route("GET", "/health", operation_id="getHealth", summary="State of each backend", tag="System",
+       response=Health, auth=False, ok_also=(503,))
 async def health(ctx: Ctx) -> web.Response:
+    """The state of the event store, the bus, the search index, the projections and the ML tasks.
+    200 when all is well; 503, with the same body, when something the server needs is down."""
     report = await ctx.run(health_report, ctx)
     return ok(report, report["status"], status=200 if report["status"] == "ok" else 503)
 
 
-@route("GET", "/openapi.json", summary="This API as an OpenAPI 3.1 document", tag="System",
-       auth=False)
+@route("GET", "/openapi.json", operation_id="getOpenApiDocument", summary="This API as an OpenAPI 3.1 document",
+       tag="System", auth=False, response=dict)
 async def openapi(ctx: Ctx) -> web.Response:
+    """This document, as it is: not wrapped in the envelope."""
     from api.openapi import openapi_document
 
     return web.json_response(openapi_document())

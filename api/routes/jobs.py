@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.envelope import ok
-from api.registry import Ctx, QueryParam, route
+from api.models import DATE_TIME, JobState
+from api.registry import Ctx, QueryParam, positive_id_param, route
 from domain.errors import InvalidInput, NotFound
 from domain.job import STATES
 from projections.jobs import TIME_RANGES, decode_cursor, since_for
@@ -16,17 +17,17 @@ class JobDTO(BaseModel):
     id: int
     kind: str
     queue: str
-    state: str
+    state: JobState
     args: dict
     metadata: dict
     attempt: int
     max_attempts: int
     priority: int
     errors: list
-    created_at: str
-    scheduled_at: str
-    attempted_at: str | None
-    finalized_at: str | None
+    created_at: str = Field(json_schema_extra=DATE_TIME)
+    scheduled_at: str = Field(json_schema_extra=DATE_TIME)
+    attempted_at: str | None = Field(json_schema_extra=DATE_TIME)
+    finalized_at: str | None = Field(json_schema_extra=DATE_TIME)
 
 
 class JobPage(BaseModel):
@@ -55,16 +56,22 @@ class JobStats(BaseModel):
     discarded: int
 
 
-@route("GET", "/admin/river/jobs", summary="Jobs, newest first, cursor-paginated", tag="Jobs",
-       admin=True, response=JobPage, query=(
-           QueryParam("state", description=", ".join(STATES)),
-           QueryParam("queue"), QueryParam("kind"),
-           QueryParam("limit", "integer", "default 50, at most 200"),
-           QueryParam("cursor", description="opaque, from the previous page"),
-           QueryParam("time_range", description="1h, 24h or 30d on created_at"),
-           QueryParam("include_count", "boolean"),
+@route("GET", "/admin/river/jobs", operation_id="listJobs", summary="Jobs, newest first, cursor-paginated",
+       tag="Jobs", admin=True, response=JobPage, params=(
+           QueryParam("state", description="only jobs in this state", enum=STATES),
+           QueryParam("queue", description="only jobs of this queue, e.g. thumbnail_asset", max_length=200),
+           QueryParam("kind", description="only jobs of this kind", max_length=200),
+           QueryParam("limit", "integer", "page size (larger values are lowered to 200)", default=50,
+                      minimum=1, maximum=200, clamp=True),
+           QueryParam("cursor", description="opaque: the `cursor` of the previous page (anything else "
+                      "is refused)", pattern="^[A-Za-z0-9_-]{1,200}$"),
+           QueryParam("time_range", description="only jobs created within this time",
+                      enum=tuple(TIME_RANGES)),
+           QueryParam("include_count", "boolean", "also count every matching job", default=False),
        ))
 async def list_jobs(ctx: Ctx) -> web.Response:
+    """Jobs newest first; pass the answer's `cursor` for the next page (null: no more). A cursor
+    never repeats or skips a job, even while new jobs arrive."""
     state = ctx.query_str("state")
     if state is not None and state not in STATES:
         raise InvalidInput(f"state must be one of {', '.join(STATES)}", "state")
@@ -90,8 +97,10 @@ async def list_jobs(ctx: Ctx) -> web.Response:
     return ok(data)
 
 
-@route("GET", "/admin/river/jobs/{id}", summary="One job", tag="Jobs", admin=True, response=JobDTO)
+@route("GET", "/admin/river/jobs/{id}", operation_id="getJob", summary="One job", tag="Jobs", admin=True,
+       response=JobDTO, params=(positive_id_param("id", "a job"),))
 async def get_job(ctx: Ctx) -> web.Response:
+    """One job with its attempts' errors."""
     job_id = ctx.path_int("id")
     job = await ctx.run(ctx.services.jobs.get, job_id)
     if job is None:
@@ -99,14 +108,18 @@ async def get_job(ctx: Ctx) -> web.Response:
     return ok(job)
 
 
-@route("GET", "/admin/river/queues", summary="Queues with per-state counts", tag="Jobs",
-       admin=True, response=QueueList, query=(QueryParam("limit", "integer", "default 100"),))
+@route("GET", "/admin/river/queues", operation_id="listQueues", summary="Queues with per-state counts",
+       tag="Jobs", admin=True, response=QueueList, params=(
+           QueryParam("limit", "integer", "how many queues (larger values are lowered to 1000)", default=100,
+                      minimum=1, maximum=1000, clamp=True),))
 async def list_queues(ctx: Ctx) -> web.Response:
+    """Every queue with how many of its jobs are in each state."""
     limit = ctx.query_int("limit", 100, 1, 1000)
     return ok({"queues": await ctx.run(ctx.services.jobs.queues, limit)})
 
 
-@route("GET", "/admin/river/stats", summary="Job counts by state", tag="Jobs", admin=True,
-       response=JobStats)
+@route("GET", "/admin/river/stats", operation_id="getJobStats", summary="Job counts by state", tag="Jobs",
+       admin=True, response=JobStats)
 async def job_stats(ctx: Ctx) -> web.Response:
+    """How many jobs are in each state, over every queue."""
     return ok(await ctx.run(ctx.services.jobs.stats))

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from api.envelope import fail, ok
-from api.models import AssetDTO, Body
+from api.models import _ASSET_EXAMPLE, AssetDTO, Body, body_examples, examples
 from api.registry import Ctx, route
 from infra.search import SearchUnavailable
 from projections.facets import Facets
@@ -129,16 +129,27 @@ class AssetFilterBody(Body):
 
 
 class FilterBody(Body):
+    model_config = body_examples({"filter": {"type": "PHOTO", "rating": 5, "liked": True,
+                                             "filename": {"mode": "matches", "value": "IMG_*.JPG"},
+                                             "date": {"from": "2026-01-01", "to": "2026-12-31"}},
+                                  "limit": 20, "offset": 0})
+
     filter: AssetFilterBody | None = None
-    limit: StrictInt = Field(default=20, ge=1, description=f"page size (at most {MAX_LIMIT})")
+    limit: StrictInt = Field(default=20, ge=1, json_schema_extra={"maximum": MAX_LIMIT},
+                             description=f"page size (larger values are lowered to {MAX_LIMIT})")
     offset: StrictInt = Field(default=0, ge=0, le=2**62)
 
 
 class SearchBody(Body):
+    model_config = body_examples({"query": "IMG_00", "search_type": "filename", "limit": 20, "offset": 0},
+                                 {"query": "a dog on a beach", "search_type": "semantic",
+                                  "filter": {"type": "PHOTO"}})
+
     query: Text = Field(min_length=1, max_length=1000)
     search_type: Literal["filename", "semantic"]
     filter: AssetFilterBody | None = None
-    limit: StrictInt = Field(default=20, ge=1, description=f"page size (at most {MAX_LIMIT})")
+    limit: StrictInt = Field(default=20, ge=1, json_schema_extra={"maximum": MAX_LIMIT},
+                             description=f"page size (larger values are lowered to {MAX_LIMIT})")
     offset: StrictInt = Field(default=0, ge=0, le=2**62)
 
 
@@ -148,6 +159,8 @@ class ScoredAsset(AssetDTO):
 
 
 class FilteredPage(BaseModel):
+    model_config = examples({"assets": [{**_ASSET_EXAMPLE, "score": None}], "limit": 20, "offset": 0, "total": 1})
+
     assets: list[ScoredAsset]
     limit: int
     offset: int
@@ -165,6 +178,10 @@ class YearCount(BaseModel):
 
 
 class FilterOptions(BaseModel):
+    model_config = examples({"camera_makes": [{"value": "Canon", "count": 12}],
+                             "lenses": [{"value": "EF24-105mm f/4L IS USM", "count": 7}],
+                             "years": [{"value": 2026, "count": 19}]})
+
     camera_makes: list[FacetCount]
     lenses: list[FacetCount]
     years: list[YearCount]
@@ -174,9 +191,11 @@ def _filter_of(body: FilterBody | SearchBody) -> AssetFilter:
     return body.filter.to_filter() if body.filter is not None else AssetFilter()
 
 
-@route("POST", "/assets/filter", summary="The user's assets that pass a filter, newest first",
-       tag="Assets", body=FilterBody, response=FilteredPage)
+@route("POST", "/assets/filter", operation_id="filterAssets",
+       summary="The user's assets that pass a filter, newest first", tag="Search", body=FilterBody,
+       response=FilteredPage)
 async def filter_assets(ctx: Ctx) -> web.Response:
+    """The caller's assets that pass every given filter field, newest taken first, with the total."""
     body: FilterBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
     assets, total = await ctx.run(ctx.services.search.filter, ctx.user_id, _filter_of(body),
@@ -184,15 +203,22 @@ async def filter_assets(ctx: Ctx) -> web.Response:
     return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
 
 
-@route("GET", "/assets/filter-options", summary="Camera makes, lenses and years in the user's "
-       "library, with counts", tag="Assets", response=FilterOptions)
+@route("GET", "/assets/filter-options", operation_id="getFilterOptions",
+       summary="Camera makes, lenses and years in the user's library, with counts", tag="Search",
+       response=FilterOptions)
 async def filter_options(ctx: Ctx) -> web.Response:
+    """The values worth offering in a filter form: the caller's camera makes, lenses and years,
+    each with how many assets have it."""
     return ok(await ctx.run(Facets(ctx.services.db).options, ctx.user_id))
 
 
-@route("POST", "/assets/search", summary="Search the user's assets by filename (or, with an "
-       "embedder, by meaning)", tag="Assets", body=SearchBody, response=FilteredPage)
+@route("POST", "/assets/search", operation_id="searchAssets",
+       summary="Search the user's assets by filename (or, with an embedder, by meaning)", tag="Search",
+       body=SearchBody, response=FilteredPage)
 async def search_assets(ctx: Ctx) -> web.Response:
+    """`filename`: names containing the query, case-insensitively. `semantic`: assets ranked by
+    how well their image matches the text, with a `score` (503 when no embedding model is set).
+    `filter` narrows either."""
     body: SearchBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
     if body.search_type == "semantic":
