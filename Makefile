@@ -34,6 +34,7 @@ services-down:
 	@bash scripts/services.sh down
 
 test: install $(BIN)/.installed-ml services
+	@bash scripts/system-deps.sh --test
 	source $(SERVICES_ENV) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
 
 bench: install $(BIN)/.installed-ml services

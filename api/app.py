@@ -18,6 +18,7 @@ import api.routes.jobs  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 from api.envelope import envelope_middleware
 from api.registry import SERVICES, add_routes
+from api.routes.docs import add_docs_routes
 from infra.bootstrap import Services
 
 
@@ -29,6 +30,7 @@ def create_app(services: Services, start_projections: bool | None = None) -> web
     )
     app[SERVICES] = services
     add_routes(app)
+    add_docs_routes(app)  # plain routes: the browsable docs are not part of the OpenAPI document
 
     run_daemon = services.settings.run_projections if start_projections is None else start_projections
 

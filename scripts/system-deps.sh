@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # System packages the processors need, from Debian: exiftool (metadata library of record) and
 # vipsthumbnail (the benchmark's baseline). Installs only what is missing.
+# With --test, also Chromium: the browser test renders the API docs page (`make test` passes it).
 set -euo pipefail
 missing=()
+if [ "${1:-}" = --test ]; then command -v chromium >/dev/null || missing+=(chromium); fi
 command -v exiftool >/dev/null || missing+=(libimage-exiftool-perl)
 command -v vipsthumbnail >/dev/null || missing+=(libvips-tools)
 # HEIC: the pyvips wheel's libheif lacks an HEVC decoder; Debian's libheif (with libde265) has one.
