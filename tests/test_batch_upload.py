@@ -550,3 +550,62 @@ async def test_large_chunked_upload_keeps_memory_flat(client, services):
     assert check.hexdigest() == result["content_hash"]
     asset = (await alice.call("GET", f"/assets/{result['asset_id']}"))["data"]
     assert (asset["type"], asset["file_size"]) == ("AUDIO", total_size)
+
+
+# -- the one-file form (what a generated client sends) ------------------------------------------
+
+
+def form(sid: str, data: bytes, filename: str = "file.jpg", index: int | None = None, total: int | None = None,
+         file_first: bool = False, **text: str) -> list[Part]:
+    """A BatchUploadForm request; generated clients put required fields first, so `file` may lead."""
+    fields: list[Part] = [("session_id", sid, None)]
+    if index is not None:
+        fields.append(("chunk_index", str(index), None))
+    if total is not None:
+        fields.append(("chunk_total", str(total), None))
+    fields += [(name, value, None) for name, value in text.items()]
+    file_part: Part = ("file", data, filename)
+    return [file_part, *fields] if file_first else [*fields, file_part]
+
+
+async def test_the_form_stores_a_whole_file_and_chunks_in_any_field_order(client, media):
+    alice = await register(client, "alice")
+    small = (media / SMALL_PHOTO).read_bytes()
+    whole = (await batch(alice, form("whole-1", small, "small.jpg", file_first=True,
+                                     content_hash=b3(small))))["results"]
+    assert [(r["session_id"], r["status"], r["content_hash"]) for r in whole] == [("whole-1", "queued", b3(small))]
+    assert await original(alice, whole[0]["asset_id"]) == small
+
+    content = (media / PHOTO).read_bytes()
+    chunks = cut(content, 3)
+    first = (await batch(alice, form("big-1", chunks[2], "big.jpg", index=2, total=3, file_first=True)))["results"]
+    assert first[0]["status"] == "partial"
+    await batch(alice, form("big-1", chunks[0], "big.jpg", index=0, total=3, content_hash=b3(content)))
+    last = (await batch(alice, form("big-1", chunks[1], "big.jpg", index=1, total=3)))["results"][0]
+    assert last["status"] == "queued" and last["content_hash"] == b3(content)
+    assert await original(alice, last["asset_id"]) == content
+
+
+@pytest.mark.parametrize("parts, field", [
+    ([("file", b"x" * 10, "a.jpg")], "session_id"),
+    ([("session_id", "s-1", None)], "file"),
+    ([("session_id", "s_1", None), ("file", b"x", "a.jpg")], "session_id"),
+    ([("session_id", "s-1", None), ("chunk_index", "0", None), ("file", b"x", "a.jpg")], "chunk_index"),
+    ([("session_id", "s-1", None), ("chunk_index", "3", None), ("chunk_total", "3", None),
+      ("file", b"x", "a.jpg")], None),
+    ([("session_id", "s-1", None), ("chunk_index", "x", None), ("chunk_total", "3", None),
+      ("file", b"x", "a.jpg")], "chunk_index"),
+    ([("session_id", "s-1", None), ("content_hash", "abc", None), ("file", b"x", "a.jpg")], "content_hash"),
+    ([("session_id", "s-1", None), ("session_id", "s-2", None), ("file", b"x", "a.jpg")], "session_id"),
+    ([("session_id", "s-1", None), ("file", b"x", "a.jpg"), ("file", b"y", "b.jpg")], "file"),
+    ([("session_id", "s-1", None), ("file", b"x", "a.jpg"), ("single_s-2", b"y", "b.jpg")], "session_id"),
+], ids=["no-session", "no-file", "bad-session-id", "index-without-total", "index-past-total", "index-not-a-number",
+        "bad-hash", "session-twice", "file-twice", "mixed-with-named-fields"])
+async def test_a_malformed_form_is_400_and_stores_nothing(client, services, media, parts, field):
+    alice = await register(client, "alice")
+    body = await batch(alice, parts, expect=400)
+    if field is not None:
+        assert field in body["error"], body
+    assert await asset_ids(alice) == []
+    assert (await alice.call("GET", "/assets/batch/progress"))["data"]["sessions"] == []
+    assert list(services.storage.staging.glob("*")) == []

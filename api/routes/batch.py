@@ -551,7 +551,7 @@ def _iso(timestamp: float | None) -> str | None:
 @route("GET", "/assets/batch/progress", operation_id="getBatchProgress",
        summary="Progress of your chunked upload sessions", tag="Batch upload", response=BatchProgress, params=(
            QueryParam("session_ids", description="comma-separated session ids (default: all of yours)",
-                      max_length=20000),
+                      max_length=4000),
        ))
 async def batch_upload_progress(ctx: Ctx) -> web.Response:
     """The caller's own sessions only (another user's session with the same id is never shown).
