@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from eventsourcing.persistence import ConnectionUnavailableError
 from pydantic import ValidationError
 
@@ -88,6 +89,9 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         return fail(400, message, details)
     except web.HTTPRequestEntityTooLarge as exc:
         return fail(413, "request body too large", exc.text)
+    except HttpProcessingError as exc:
+        # A body aiohttp cannot parse (a multipart part with bad or no headers, say).
+        return fail(400, "malformed request body", getattr(exc, "message", None) or str(exc) or type(exc).__name__)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -8,6 +8,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
+# What domain.text.check_text refuses, said as patterns for the document: names take no
+# control character, longer texts take tabs and line breaks.
+NAME_TEXT = {"pattern": r"^[^\x00-\x1f\x7f]*$"}
+LONG_TEXT = {"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}
+
 # Formats for the document: the values are produced by the server in exactly these shapes.
 DATE_TIME = {"format": "date-time"}
 UUID = {"format": "uuid"}
@@ -36,7 +41,9 @@ def body_examples(*values: dict[str, Any]) -> ConfigDict:
 
 # What commands.users.check_registration accepts, said as patterns for the document.
 USERNAME_PATTERN = r"^[A-Za-z0-9_.\-]{3,64}$"
-EMAIL_PATTERN = r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]{2,}$"
+# The document asks for plain addresses (the server also takes international ones).
+EMAIL_PATTERN = (r"^[A-Za-z0-9_%+-]{1,32}(\.[A-Za-z0-9_%+-]{1,16})?@"
+                 r"([A-Za-z0-9]([A-Za-z0-9-]{0,30}[A-Za-z0-9])?\.){1,4}[A-Za-z]{2,12}$")
 
 
 class RegisterBody(Body):
@@ -45,7 +52,7 @@ class RegisterBody(Body):
 
     username: StrictStr = Field(min_length=3, max_length=64, pattern=USERNAME_PATTERN,
                                 description="letters, digits, '_', '.', '-'")
-    email: StrictStr = Field(min_length=3, max_length=254, pattern=EMAIL_PATTERN,
+    email: StrictStr = Field(min_length=3, max_length=254, json_schema_extra={"pattern": EMAIL_PATTERN},
                              description="an e-mail address (stored in lower case)")
     password: StrictStr = Field(min_length=8, max_length=1024)
 
@@ -92,7 +99,24 @@ class AuthData(BaseModel):
 # -- assets ----------------------------------------------------------------------------------
 
 
-class UploadForm(BaseModel):
+class FormModel(BaseModel):
+    """A multipart form, as the document shows it: text fields cannot be null (absent means
+    unset), and a field the form does not name is refused."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        schema = handler.resolve_ref_schema(handler(core_schema))
+        for prop in schema.get("properties", {}).values():
+            branches = [b for b in prop.pop("anyOf", []) if b.get("type") != "null"]
+            if branches:
+                prop.update(branches[0])
+            if prop.get("default", 0) is None:
+                del prop["default"]
+        schema["additionalProperties"] = False
+        return schema
+
+
+class UploadForm(FormModel):
     """`POST /assets`: one file, and optionally the repository to keep it in."""
 
     file: bytes = Field(description="the file's bytes; its part's filename becomes the asset's name")
@@ -110,7 +134,7 @@ class MetadataBody(Body):
 class DescriptionBody(Body):
     model_config = body_examples({"description": "Sunset over the harbour"})
 
-    description: StrictStr | None = Field(max_length=10_000)
+    description: StrictStr | None = Field(max_length=10_000, json_schema_extra=LONG_TEXT)
 
 
 class LikeBody(Body):
@@ -283,17 +307,19 @@ class AssetTypes(BaseModel):
 class AlbumCreateBody(Body):
     model_config = body_examples({"album_name": "Summer 2026", "description": "Two weeks by the sea"})
 
-    album_name: StrictStr = Field(min_length=1, max_length=255)
-    cover_asset_id: StrictStr | None = None
-    description: StrictStr | None = Field(default=None, max_length=10_000)
+    album_name: StrictStr = Field(min_length=1, max_length=255, json_schema_extra=NAME_TEXT)
+    cover_asset_id: StrictStr | None = Field(default=None, json_schema_extra=UUID,
+                                             description="one of your assets")
+    description: StrictStr | None = Field(default=None, max_length=10_000, json_schema_extra=LONG_TEXT)
 
 
 class AlbumUpdateBody(Body):
     model_config = body_examples({"album_name": "Summer 2026 (best of)"})
 
-    album_name: StrictStr | None = Field(default=None, min_length=1, max_length=255)
-    cover_asset_id: StrictStr | None = None
-    description: StrictStr | None = Field(default=None, max_length=10_000)
+    album_name: StrictStr | None = Field(default=None, min_length=1, max_length=255, json_schema_extra=NAME_TEXT)
+    cover_asset_id: StrictStr | None = Field(default=None, json_schema_extra=UUID,
+                                             description="one of your assets")
+    description: StrictStr | None = Field(default=None, max_length=10_000, json_schema_extra=LONG_TEXT)
 
 
 class AddToAlbumBody(Body):

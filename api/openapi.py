@@ -193,8 +193,17 @@ def _operation(spec: RouteSpec, refs: dict[type[BaseModel], dict[str, Any]]) -> 
     return operation
 
 
-@lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
+def _name_repositories(schemas: dict[str, Any], repositories: tuple[str, ...]) -> None:
+    """The configured repositories are the only `repository_id` values an upload takes."""
+    if not repositories:
+        return
+    for form in ("UploadForm", "BatchUploadForm"):
+        schemas[form]["properties"]["repository_id"]["enum"] = list(repositories)
+
+
+@lru_cache(maxsize=4)
+def openapi_document(repositories: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The document; `repositories` are this server's repository ids (its configuration)."""
     models = _models()
     keys, schemas = models_json_schema(models, ref_template=REF)
     refs = {model: keys[(model, mode)] for (model, mode) in keys}
@@ -204,6 +213,7 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(PREFIX + spec.path, {})[spec.method.lower()] = _operation(spec, refs)
 
     components_schemas = {**schemas.get("$defs", {}), "Envelope": _ENVELOPE, "Error": _ERROR}
+    _name_repositories(components_schemas, repositories)
     responses = {
         name: {"description": description, "content": {"application/json": {
             "schema": {"$ref": REF.format(model="Error")},

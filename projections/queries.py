@@ -24,6 +24,7 @@ to one owner and pages. Semantics, decided here once:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -73,10 +74,23 @@ def taken_instant(value: Any) -> str | None:
         return None
 
 
+_LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
+
+
+def _rfc3339(text: str) -> str:
+    """What RFC 3339 (JSON Schema's date and date-time) allows and Python's parser does not:
+    lower-case t and z, a leap second (read as the second before), year 0 (read as year 1)."""
+    if len(text) > 10 and text[10] in "tT ":
+        text = text[:10] + "T" + text[11:].upper()
+    if text.startswith("0000-"):
+        text = "0001-" + text[5:]
+    return _LEAP_SECOND.sub(r"\1:59", text)
+
+
 def date_bound(value: str, *, end: bool) -> str:
     """A `date.from` (end=False) or `date.to` (end=True) as an inclusive bound on `taken_utc`.
     Raises ValueError with a message for the client."""
-    text = value.strip()
+    text = _rfc3339(value.strip())
     try:
         day = date.fromisoformat(text)
     except ValueError:
@@ -86,8 +100,11 @@ def date_bound(value: str, *, end: bool) -> str:
             moment = datetime.combine(day, time.max if end else time.min, timezone.utc)
         else:
             moment = datetime.fromisoformat(text)
-        return instant_text(moment)
-    except (ValueError, OverflowError):
+        try:
+            return instant_text(moment)
+        except OverflowError:  # an offset pushes it past year 1 or 9999: the end of time it is
+            return instant_text(datetime.max if moment.year > 1 else datetime.min)
+    except ValueError:
         raise ValueError(
             f"{value!r} is not an ISO date (2020-05-01) or datetime (2020-05-01T10:00:00, "
             "optionally with an offset)"

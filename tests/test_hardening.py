@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from infra.bus import InProcessBus
 from processors.relay import JobRelay
 from tests.helpers import API, register
@@ -69,3 +71,17 @@ def test_relay_recovery_republishes_every_waiting_job(services):
     bus = InProcessBus()
     assert JobRelay(services.app, services.jobs, bus).recover() == 1120
     assert bus.pending() == 1120
+
+
+@pytest.mark.parametrize("path", ["/assets", "/assets/batch"])
+@pytest.mark.parametrize("body", [
+    b"--B\r\n37978--B--\r\n",  # a part with no headers at all (schemathesis found a 500 here)
+    b'--B\r\nContent-Disposition: form-data; name="x\x13\x0f"\r\n\r\nvalue\r\n--B--\r\n',  # control bytes
+    b"--B\r\nContent-Disposition: form-data; name=\"file\"\r\nBroken header line\r\n\r\nx\r\n--B--\r\n",
+], ids=["no-headers", "control-bytes-in-name", "header-without-colon"])
+async def test_a_malformed_multipart_body_is_400_not_500(client, path, body):
+    alice = await register(client, "alice")
+    resp = await alice.call("POST", path, data=body, expect=400,
+                            headers={"Content-Type": "multipart/form-data; boundary=B"})
+    assert resp["code"] == 400 and resp["error"]
+    assert (await alice.call("GET", f"/assets?owner_id={alice.user_id}"))["data"]["assets"] == []

@@ -59,10 +59,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import BodyPartReader, web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.envelope import STATUS_OF, ok
 from api.ingest import clean_filename, ingest
+from api.models import FormModel
 from api.registry import Ctx, Param, QueryParam, route
 from domain.errors import Conflict, DomainError, InvalidInput, TooLarge
 from infra.bootstrap import Services
@@ -303,7 +304,7 @@ async def _store_session(ctx: Ctx, sessions: UploadSessions, outcome: CommitOutc
 # -- routes --------------------------------------------------------------------------------------
 
 
-class BatchUploadForm(BaseModel):
+class BatchUploadForm(FormModel):
     """One file or one chunk per request, in fields a generated client can fill (the named fields
     `single_{session_id}`, `chunk_{session_id}_{index}_{total}` and `hash_{session_id}` of the
     operation's description carry many files in one request instead). The fields may come in any
@@ -319,6 +320,9 @@ class BatchUploadForm(BaseModel):
                                      description="the BLAKE3 hex digest the whole file must have")
     repository_id: str | None = Field(default=None, max_length=MAX_TEXT_FIELD)
     file: bytes = Field(description="the file, or this chunk of it; its filename names the asset")
+
+    model_config = ConfigDict(json_schema_extra={
+        "dependentRequired": {"chunk_index": ["chunk_total"], "chunk_total": ["chunk_index"]}})
 
 
 _FORM_TEXT = ("session_id", "chunk_index", "chunk_total", "content_hash")
@@ -344,12 +348,17 @@ def _form_field(form: dict[str, str], name: str) -> FieldName:
     for key in ("chunk_index", "chunk_total"):
         if not _NUMBER.fullmatch(form[key]):
             raise InvalidInput(f"{key} must be a decimal integer, got {form[key][:50]!r}", key)
-    return parse_field(f"chunk_{sid}_{int(form['chunk_index'])}_{int(form['chunk_total'])}")
+    index, total = int(form["chunk_index"]), int(form["chunk_total"])
+    if not index < total <= MAX_CHUNKS:
+        raise InvalidInput(f"chunk_index {index} must be below chunk_total {total} (at most {MAX_CHUNKS}; "
+                           "indexes start at 0)", "chunk_index")
+    return FieldName("chunk", sid, index, total)
 
 
 @route("POST", "/assets/batch", operation_id="uploadBatch", summary="Upload many files, whole or in resumable chunks",
        tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409,), params=(
-           Param("X-Content-Hash", description="the BLAKE3 hex digest of the request's only whole file",
+           Param("X-Content-Hash", description="the BLAKE3 hex digest of the request's only whole file "
+                 "(with the form: of the file the chunk belongs to, as content_hash)",
                  where="header", pattern="^[0-9a-fA-F]{64}$"),
        ))
 async def batch_upload(ctx: Ctx) -> web.Response:
@@ -447,6 +456,10 @@ async def batch_upload(ctx: Ctx) -> web.Response:
                     update.chunks.append(IncomingChunk(f.index, staged, clean_filename(part.filename)))
 
         if form or form_file is not None:
+            if header_hash is not None:  # in a form, the header is one more way to send content_hash
+                if form.setdefault("content_hash", header_hash).lower() != header_hash:
+                    raise InvalidInput("X-Content-Hash and content_hash differ", "X-Content-Hash")
+                header_hash = None
             await _take_form(ctx, sessions, form, form_file, order, singles, updates, hashes)
             form_file = None  # now held by singles or updates, which clean up after it
         order += [sid for sid in hashes if sid not in singles and sid not in updates]  # hash only
@@ -551,7 +564,7 @@ def _iso(timestamp: float | None) -> str | None:
 @route("GET", "/assets/batch/progress", operation_id="getBatchProgress",
        summary="Progress of your chunked upload sessions", tag="Batch upload", response=BatchProgress, params=(
            QueryParam("session_ids", description="comma-separated session ids (default: all of yours)",
-                      max_length=4000),
+                      max_length=4000, pattern=f"^{SESSION_ID.pattern}(,{SESSION_ID.pattern})*$"),
        ))
 async def batch_upload_progress(ctx: Ctx) -> web.Response:
     """The caller's own sessions only (another user's session with the same id is never shown).

@@ -83,4 +83,4 @@ async def openapi(ctx: Ctx) -> web.Response:
     """This document, as it is: not wrapped in the envelope."""
     from api.openapi import openapi_document
 
-    return web.json_response(openapi_document())
+    return web.json_response(openapi_document(tuple(sorted(ctx.services.storage.repositories))))

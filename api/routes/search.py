@@ -19,6 +19,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -42,7 +43,13 @@ def _plain(value: str) -> str:
     return value
 
 
-Text = Annotated[StrictStr, AfterValidator(_plain)]
+# The document says it too: no control characters (lone surrogates, also refused, cannot be
+# said in a pattern that generators of test data understand).
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+Text = Annotated[StrictStr, AfterValidator(_plain), Field(json_schema_extra={"pattern": NO_CONTROL})]
+# A date or a datetime (RFC 3339 as JSON Schema's formats mean it; `projections.queries.date_bound`).
+DateText = Annotated[StrictStr, AfterValidator(_plain), WithJsonSchema(
+    {"type": "string", "maxLength": 64, "anyOf": [{"format": "date"}, {"format": "date-time"}]})]
 
 
 class FilenameFilter(Body):
@@ -57,9 +64,9 @@ class DateRange(Body):
     """Inclusive bounds on the taken time. A date as `to` includes that whole day; a datetime
     without an offset is UTC."""
 
-    from_: Text | None = Field(default=None, alias="from", max_length=64,
+    from_: DateText | None = Field(default=None, alias="from", max_length=64,
                                     description="ISO date or datetime, inclusive")
-    to: Text | None = Field(default=None, max_length=64,
+    to: DateText | None = Field(default=None, max_length=64,
                                  description="ISO date (the whole day) or datetime, inclusive")
 
     @field_validator("from_")
