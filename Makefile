@@ -33,7 +33,12 @@ services:
 services-down:
 	@bash scripts/services.sh down
 
-test: install $(BIN)/.installed-ml services
+# tests/test_sdk.py's pinned openapi-typescript and tsc; without npm that check skips (fails in CI).
+tests/sdk/node_modules/.installed: tests/sdk/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix tests/sdk --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the TypeScript SDK check will skip" >&2; fi
+
+test: install $(BIN)/.installed-ml services tests/sdk/node_modules/.installed
 	@bash scripts/system-deps.sh --test
 	source $(SERVICES_ENV) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
 
