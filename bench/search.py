@@ -129,8 +129,8 @@ def main() -> int:
     # -- build rates -------------------------------------------------------------------------
     catalog_projection, search_projection = CatalogProjection(), SearchIndexProjection()
     with db.transaction() as tx:
-        catalog_projection.create_tables(tx)
-        search_projection.create_tables(tx)
+        catalog_projection.create(tx)
+        search_projection.create(tx)
     for i in range(0, len(events), 1000):
         with db.transaction() as tx:
             catalog_projection.apply_batch(tx, events[i:i + 1000])

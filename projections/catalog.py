@@ -78,6 +78,9 @@ class CatalogProjection(Projection):
                 enrichments TEXT NOT NULL DEFAULT '{{}}'
             )"""
         )
+
+    def create_indexes(self, tx: Transaction) -> None:
+        table = self.t("catalog_assets")
         tx.execute(
             f"CREATE INDEX {self.index_name(table, 'owner_sort')} "
             f"ON {table} (owner_id, is_deleted, sort_time, asset_id)"

@@ -23,6 +23,7 @@ from eventsourcing.application import Application
 from infra.background import Background
 from infra.database import Database, Transaction
 from projections.base import Projection
+from projections.replay import Replay, read_stored
 
 POSITIONS_TABLE = "projection_positions"
 SCHEMAS_TABLE = "projection_schemas"
@@ -76,7 +77,7 @@ class ProjectionRunner:
                     log.warning("projection %s: schema changed (version %s -> %s); replaying from event 1",
                                 self.name, row and row["version"], self.projection.schema_version)
                 self.projection.drop_tables(tx)
-                self.projection.create_tables(tx)
+                self.projection.create(tx)
                 tx.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,))
                 record_schema(tx, self.projection)
             if tx.fetchone(f"SELECT 1 AS x FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,)) is None:
@@ -144,14 +145,17 @@ def rebuild(
     app: Application[Any],
     db: Database,
     projection_class: type[Projection],
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     progress: Callable[[int, int], None] | None = None,
+    max_states: int = 20_000,
 ) -> int:
     """Replay the whole log into fresh tables built aside, then swap them in.
 
     The live tables keep serving until the swap. The swap happens under the live position's lock,
     after a last catch-up, so the live runner resumes on the new tables exactly where they stand.
-    Returns the number of events replayed.
+    Events are read `batch_size` at a time and reduced in memory (`projections.replay`); the
+    shadow tables get their secondary indexes after the bulk load. Returns the number of events
+    replayed.
     """
     ensure_positions_table(db)
     shadow = projection_class(suffix="__rebuild")
@@ -159,14 +163,15 @@ def rebuild(
     with db.transaction() as tx:
         shadow.drop_tables(tx)
         shadow.create_tables(tx)
+    replay = Replay(app, shadow, max_states=max_states)
     position = 0
     replayed = 0
     head = head_position(app)
 
-    def replay(tx: Transaction) -> int:
+    def read(tx: Transaction) -> int:
         nonlocal position, replayed
-        notifications = app.recorder.select_notifications(position, batch_size, inclusive_of_start=False)
-        shadow.apply_batch(tx, [app.mapper.to_domain_event(n) for n in notifications])
+        notifications = read_stored(app, position, batch_size)
+        replay.feed(tx, notifications)
         if notifications:
             position = notifications[-1].id
             replayed += len(notifications)
@@ -174,17 +179,21 @@ def rebuild(
 
     while True:
         with db.transaction() as tx:
-            count = replay(tx)
+            count = read(tx)
         if progress is not None:
             progress(position, max(head, position))
         if count < batch_size:
             break
+    with db.transaction() as tx:
+        replay.flush(tx)
+        shadow.create_indexes(tx)
 
     with db.transaction() as tx:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
         tx.fetchone(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?{lock}", (live.name,))
-        while replay(tx) == batch_size:
+        while read(tx) == batch_size:
             pass
+        replay.flush(tx)
         for base in live.tables:
             tx.execute(f"DROP TABLE IF EXISTS {live.t(base)}")
             tx.execute(f"ALTER TABLE {shadow.t(base)} RENAME TO {live.t(base)}")
