@@ -35,7 +35,7 @@ class Stored(NamedTuple):
     """A row of the notification log, as the mapper and `Replay.decode` read it."""
 
     id: int
-    originator_id: UUID
+    originator_id: UUID | str
     originator_version: int
     topic: str
     state: bytes
@@ -59,18 +59,45 @@ def read_stored(app: Application[Any], after: int, limit: int) -> list[Any]:
                      f"FROM {recorder.events_table_name} WHERE rowid > ? ORDER BY rowid LIMIT ?")
         with recorder.datastore.transaction(commit=False) as c:
             c.execute(statement, (after, limit))
-            return [Stored(r[0], UUID(r[1]), r[2], r[3], r[4]) for r in c.fetchall()]
+            # SQLite keeps ids as 32 hex digits. They stay text here, in the canonical form that
+            # read models key by; an event makes the UUID only when a reducer reads it.
+            return [Stored(r[0], f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}" if len(h) == 32 else h,
+                           r[2], r[3], r[4])
+                    for r in c.fetchall() for h in (r[1],)]
     return list(recorder.select_notifications(after, limit, inclusive_of_start=False))
 
 
 class ReplayedEvent:
     """An event's attributes as its reducers read them: `originator_id` (UUID),
-    `originator_version` and every field of its stored state, transcoded values revived."""
+    `originator_version` and every field of its stored state. Values are revived from their
+    stored form (UUID, datetime, ... transcodings) on first read: most reducers never read the
+    event's timestamp, and parsing it was the largest single cost of decoding."""
 
-    def __init__(self, originator_id: Any, originator_version: int, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self.originator_id = originator_id
+    def __init__(self, replay: Replay, originator_id: Any, originator_version: int, state: dict[str, Any],
+                 deep: bool) -> None:
+        self.__dict__["_replay"] = replay
+        self.__dict__["_deep"] = deep
+        self.__dict__["_state"] = state
+        self.__dict__["_id"] = originator_id
         self.originator_version = originator_version
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "originator_id":
+            raw = self.__dict__["_id"]
+            value: Any = raw if isinstance(raw, UUID) else UUID(raw)
+        else:
+            try:
+                stored = self.__dict__["_state"][name]
+            except KeyError:
+                raise AttributeError(name) from None
+            value = self.__dict__["_replay"].revive(stored, self.__dict__["_deep"])
+        self.__dict__[name] = value
+        return value
+
+    def attributes(self) -> dict[str, Any]:
+        """Every attribute, revived (what the mapper's event object has in its `__dict__`)."""
+        names = ["originator_id", "originator_version", *self.__dict__["_state"]]
+        return {name: getattr(self, name) for name in names}
 
 
 class Replay:
@@ -82,6 +109,8 @@ class Replay:
         self.max_states = max_states
         self.states: dict[str, Any] = {}
         self.absent: set[str] = set()  # keys looked up and found without a state
+        # A rebuild starts on empty tables: until the first flush nothing can be loaded.
+        self.flushed = False
         mapper = app.mapper
         self._names: dict[str, Any] = dict(getattr(mapper.transcoder, "names", {}))
         # Only the plain stored form can be read directly; otherwise go through the mapper.
@@ -92,35 +121,29 @@ class Replay:
 
     # -- decoding ---------------------------------------------------------------------------------
 
-    def _revive(self, value: Any) -> Any:
+    def revive(self, value: Any, deep: bool) -> Any:
+        """A stored value with its transcoded parts (`{"_type_": ..., "_data_": ...}`) decoded;
+        `deep` when some are nested inside containers."""
         kind = type(value)
         if kind is dict:
             if "_type_" in value and "_data_" in value and len(value) == 2:
-                return self._names[value["_type_"]].decode(self._revive(value["_data_"]))
-            return {k: self._revive(v) for k, v in value.items()}
-        if kind is list:
-            return [self._revive(v) for v in value]
+                return self._names[value["_type_"]].decode(self.revive(value["_data_"], deep))
+            return {k: self.revive(v, deep) for k, v in value.items()} if deep else value
+        if kind is list and deep:
+            return [self.revive(v, deep) for v in value]
         return value
 
     def decode(self, notification: Any) -> Any:
         """The event of a stored notification, as a reducer reads it."""
-        cls_topic = notification.topic
         if not self._direct:
             return self.app.mapper.to_domain_event(notification)
-        state_bytes = notification.state
-        state = orjson.loads(state_bytes)
-        marks = state_bytes.count(_TYPE_MARK)
-        if marks:
-            revived = 0
-            for key, value in state.items():
-                if type(value) is dict and "_type_" in value and len(value) == 2:
-                    state[key] = self._names[value["_type_"]].decode(value["_data_"])
-                    revived += 1
-            if revived != marks:  # transcoded values nested deeper: revive the whole state
-                state = {k: self._revive(v) for k, v in state.items()}
-        if state.pop("class_version", 1) != self._class_version(cls_topic):
+        state = orjson.loads(notification.state)
+        if state.pop("class_version", 1) != self._class_version(notification.topic):
             return self.app.mapper.to_domain_event(notification)  # an old shape: upcast as live
-        return ReplayedEvent(notification.originator_id, notification.originator_version, state)
+        # Transcoded values in the state beyond those that are whole fields (the timestamp)?
+        top = sum(1 for v in state.values() if type(v) is dict and "_type_" in v)
+        deep = notification.state.count(_TYPE_MARK) != top
+        return ReplayedEvent(self, notification.originator_id, notification.originator_version, state, deep)
 
     def _class_version(self, topic: str) -> int:
         if topic not in self._versions:
@@ -144,11 +167,13 @@ class Replay:
         for n in notifications:
             reduce = self._reducer(n.topic)
             if reduce is not None:
-                items.append((reduce, str(n.originator_id), self.decode(n)))
+                items.append((reduce, str(n.originator_id), self.decode(n)))  # str of str: a no-op
         if not items:
             return
         missing = {key for _, key, _ in items if key not in self.states and key not in self.absent}
-        if missing:
+        if missing and not self.flushed:
+            self.absent.update(missing)
+        elif missing:
             found = self.projection.load(tx, missing)
             self.states.update(found)
             self.absent.update(missing - found.keys())
@@ -165,5 +190,6 @@ class Replay:
         """Write every held state in one bulk save, then forget them."""
         if self.states:
             self.projection.save(tx, self.states)
+            self.flushed = True
         self.states = {}
         self.absent = set()

@@ -12,6 +12,7 @@ waiting for the next poll.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -158,6 +159,21 @@ def rebuild(
     replayed.
     """
     ensure_positions_table(db)
+    # The cyclic collector would rescan the held states on every few thousand allocations (a
+    # third of a search index rebuild's time); they hold no cycles and are dropped when written.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _rebuild(app, db, projection_class, batch_size, progress, max_states)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _rebuild(
+    app: Application[Any], db: Database, projection_class: type[Projection], batch_size: int,
+    progress: Callable[[int, int], None] | None, max_states: int,
+) -> int:
     shadow = projection_class(suffix="__rebuild")
     live = projection_class()
     with db.transaction() as tx:
