@@ -58,6 +58,9 @@ class ProjectionRunner:
         self.projection = projection
         self.batch_size = batch_size
         self._lock = threading.Lock()
+        # The highest position this runner has seen applied (positions never go back): lets a
+        # read-your-writes wait skip the position query when this process applied it already.
+        self.applied = 0
         # Tests use this to stop a runner in the middle of a batch, as a crash would.
         self.on_event = on_event
 
@@ -97,20 +100,27 @@ class ProjectionRunner:
 
     def position(self) -> int:
         row = self.db.query_one(f"SELECT position FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,))
-        return int(row["position"]) if row else 0
+        position = int(row["position"]) if row else 0
+        self.applied = max(self.applied, position)
+        return position
 
-    def process_batch(self) -> int:
-        """Apply the next batch of events; returns how many there were."""
+    def process_batch(self, upto: int | None = None) -> int:
+        """Apply the next batch of events; returns how many there were. With `upto`, nothing
+        is done when the batch another thread applied while this one waited reached it."""
         with self._lock:
+            if upto is not None and self.applied >= upto:
+                return 0
             # Read the log before taking the write lock: on SQLite, a command thread may hold
             # eventsourcing's writer connection while it waits for that same file lock.
             notifications = self.app.recorder.select_notifications(
                 self.position(), self.batch_size, inclusive_of_start=False
             )
             with self.db.transaction() as tx:
-                return self._apply(tx, notifications)
+                count, reached = self._apply(tx, notifications)
+            self.applied = max(self.applied, reached)
+            return count
 
-    def _apply(self, tx: Transaction, notifications: Any) -> int:
+    def _apply(self, tx: Transaction, notifications: Any) -> tuple[int, int]:
         # Another runner (another process) may have moved on since we read: skip what it did.
         position = self._lock_position(tx)
         notifications = [n for n in notifications if n.id > position]
@@ -122,17 +132,16 @@ class ProjectionRunner:
             events.append(event)
         self.projection.apply_batch(tx, events)
         if notifications:
-            tx.execute(
-                f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?",
-                (notifications[-1].id, self.name),
-            )
-        return len(notifications)
+            position = notifications[-1].id
+            tx.execute(f"UPDATE {POSITIONS_TABLE} SET position = ? WHERE name = ?", (position, self.name))
+        return len(notifications), position
 
-    def catch_up(self) -> int:
-        """Apply everything recorded so far; returns the number of events applied."""
+    def catch_up(self, upto: int | None = None) -> int:
+        """Apply everything recorded so far (or at least up to `upto`: concurrent commands then
+        share the batches); returns the number of events applied."""
         total = 0
         while True:
-            count = self.process_batch()
+            count = self.process_batch(upto)
             total += count
             if count < self.batch_size:
                 return total
