@@ -43,11 +43,11 @@ test: install $(BIN)/.installed-ml services tests/sdk/node_modules/.installed
 	source $(SERVICES_ENV) && DARKROOM_TEST_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/pytest -q
 
 bench: install $(BIN)/.installed-ml services
-	source $(SERVICES_ENV) && DARKROOM_DATABASE_URL="$$DARKROOM_DATABASE_URL" $(BIN)/python bench/event_store.py
 	$(BIN)/python bench/processing.py
-	source $(SERVICES_ENV) && $(BIN)/python bench/search.py
 	source $(SERVICES_ENV) && $(BIN)/python bench/kafka.py
 	$(BIN)/python bench/ml.py
+	# Last, so its table closes the output: hot paths, event store and search, ratios vs aims.
+	source $(SERVICES_ENV) && $(BIN)/python bench/summary.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -23,6 +20,7 @@ from domain.errors import (
     Unauthorized,
     Unsupported,
 )
+from infra import json_codec
 
 log = logging.getLogger("darkroom.api")
 
@@ -37,30 +35,24 @@ STATUS_OF: dict[type[DomainError], int] = {
 }
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=_default, separators=(",", ":"))
+def _json_response(body: dict[str, Any], status: int) -> web.Response:
+    # Bytes straight from the encoder: web.json_response would want a str and encode it again.
+    return web.Response(body=json_codec.dumps(body), status=status, content_type="application/json",
+                        charset="utf-8")
 
 
 def ok(data: Any = None, message: str = "success", status: int = 200) -> web.Response:
     body: dict[str, Any] = {"code": 0, "message": message}
     if data is not None:
         body["data"] = data
-    return web.json_response(body, status=status, dumps=dumps)
+    return _json_response(body, status)
 
 
 def fail(status: int, message: str, error: str | None = None, **extra: str) -> web.Response:
     body: dict[str, Any] = {"code": status, "message": message}
     if error:
         body["error"] = error
-    response = web.json_response(body, status=status, dumps=dumps)
+    response = _json_response(body, status)
     response.headers.update(extra)
     return response
 

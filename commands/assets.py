@@ -58,7 +58,9 @@ class AssetCommands:
                 existing: Asset = self.repository.get(index.asset_id)
                 if not existing.is_deleted:
                     first = next(iter(existing.tasks.values()), {}).get("job_id")
-                    return UploadOutcome(existing.id, True, 0, first)
+                    # The head of the log, not 0: the same file sent at once by another client
+                    # may still be on its way into the read models; the answer waits for it.
+                    return UploadOutcome(existing.id, True, self.recorder.max_notification_id() or 0, first)
             asset = Asset(
                 owner_id=new.owner_id, original_filename=new.original_filename,
                 file_size=new.file_size, mime_type=new.mime_type, content_hash=new.content_hash,

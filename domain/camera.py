@@ -10,6 +10,7 @@ a filter value ("nikon", "NIKON CORPORATION", "Nikon") normalises to the stored 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 # Trailing words that say what kind of company it is, not who (compared lower-cased, after
@@ -95,6 +96,7 @@ _SPACES = re.compile(r"\s+")
 _EDGE_PUNCTUATION = " ,.;:-_/"
 
 
+@lru_cache(maxsize=4096)  # a library has few makes; a rebuild asks about each on every metadata event
 def _core(text: str) -> str:
     """Lower-cased maker name without corporate suffixes or trailing punctuation."""
     words = _SPACES.sub(" ", text.replace(",", " , ")).strip().lower().split(" ")
@@ -131,7 +133,12 @@ def clean_lens(raw: Any) -> str | None:
     """The lens name as shown (whitespace trimmed and collapsed); None when there is none."""
     if raw is None or isinstance(raw, bool):
         return None
-    text = _SPACES.sub(" ", str(raw).replace("\x00", " ")).strip()
+    return _clean_lens_text(str(raw))
+
+
+@lru_cache(maxsize=4096)
+def _clean_lens_text(raw: str) -> str | None:
+    text = _SPACES.sub(" ", raw.replace("\x00", " ")).strip()
     return text or None
 
 

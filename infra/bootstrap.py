@@ -108,9 +108,9 @@ class Services:
         if self.settings.run_projections:
             for runner in self.runners.values():
                 for _ in range(100):  # catch_up may stop short if another process interleaves
-                    if runner.position() >= position:
+                    if runner.applied >= position or runner.position() >= position:
                         break
-                    runner.catch_up()
+                    runner.catch_up(upto=position)
             if self.search is not None:  # Elasticsearch mirrors the search tables; down = degraded
                 self.search.catch_up_quietly()
             return True

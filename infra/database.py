@@ -46,12 +46,21 @@ class _SQLiteTx:
         if rows:
             self.conn.executemany(sql, rows)
 
+    def _cursor(self, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+        # Plain tuples zipped with the column names: half the cost of dict(sqlite3.Row).
+        cursor = self.conn.cursor()
+        cursor.row_factory = None
+        return cursor.execute(sql, tuple(params))
+
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return [dict(r) for r in self.conn.execute(sql, tuple(params)).fetchall()]
+        cursor = self._cursor(sql, params)
+        names = [d[0] for d in cursor.description or ()]
+        return [dict(zip(names, r)) for r in cursor.fetchall()]
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row = self.conn.execute(sql, tuple(params)).fetchone()
-        return dict(row) if row is not None else None
+        cursor = self._cursor(sql, params)
+        row = cursor.fetchone()
+        return dict(zip([d[0] for d in cursor.description], row)) if row is not None else None
 
 
 class _PostgresTx:

@@ -74,7 +74,16 @@ class Projection:
         return f"ix_{table}_{what}_{uuid.uuid4().hex[:8]}"
 
     def create_tables(self, tx: Transaction) -> None:
+        """The tables, with what they cannot be without (primary keys)."""
         raise NotImplementedError
+
+    def create_indexes(self, tx: Transaction) -> None:
+        """Secondary indexes. A rebuild creates them after its bulk load: filling a table and
+        then indexing it is faster than keeping every index current row by row."""
+
+    def create(self, tx: Transaction) -> None:
+        self.create_tables(tx)
+        self.create_indexes(tx)
 
     def drop_tables(self, tx: Transaction) -> None:
         for base in self.tables:

@@ -116,6 +116,21 @@ class SearchIndexProjection(Projection):
                 sources TEXT NOT NULL
             )"""
         )
+        tx.execute(f"CREATE TABLE {self.t('search_generation')} (generation TEXT NOT NULL)")
+        tx.execute(f"INSERT INTO {self.t('search_generation')} (generation) VALUES (?)", (uuid.uuid4().hex,))
+        if tx.dialect == "sqlite":
+            # Trigram FTS5: any substring of three or more characters is an index lookup.
+            # case_sensitive 1 because the text is lower-cased already (exactly as the SQL path).
+            tx.execute(
+                f"CREATE VIRTUAL TABLE {self.t('search_text')} USING fts5("
+                f"{', '.join(_TEXT_COLUMNS)}, tokenize = 'trigram case_sensitive 1')"
+            )
+        else:
+            # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
+            tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
+
+    def create_indexes(self, tx: Transaction) -> None:
+        table = self.t("search_documents")
         tx.execute(f"CREATE INDEX {self.index_name(table, 'seq')} ON {table} (seq)")
         # Substring searches start from the FTS rowids; semantic search lists candidates by model
         # from the index alone (rows are wide: they hold the vector).
@@ -132,18 +147,6 @@ class SearchIndexProjection(Projection):
         for column in ("filename_lower", "filename_reversed"):
             tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
                        f"ON {table} (owner_id, is_deleted, {column})")
-        tx.execute(f"CREATE TABLE {self.t('search_generation')} (generation TEXT NOT NULL)")
-        tx.execute(f"INSERT INTO {self.t('search_generation')} (generation) VALUES (?)", (uuid.uuid4().hex,))
-        if tx.dialect == "sqlite":
-            # Trigram FTS5: any substring of three or more characters is an index lookup.
-            # case_sensitive 1 because the text is lower-cased already (exactly as the SQL path).
-            tx.execute(
-                f"CREATE VIRTUAL TABLE {self.t('search_text')} USING fts5("
-                f"{', '.join(_TEXT_COLUMNS)}, tokenize = 'trigram case_sensitive 1')"
-            )
-        else:
-            # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
-            tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("search_documents")

@@ -90,7 +90,7 @@ class SearchService:
         try:
             # With a following thread, wait for it a little (its incremental catch-up is quick),
             # never for a whole rebuild of the index (a new generation) that it may be running.
-            self.elastic.catch_up(wait=-1 if self._thread is None else 2.0)
+            self.elastic.catch_up(wait=-1 if self._thread is None else 2.0, upto=self.elastic.written())
         except Exception:
             self._retry_at = time.monotonic() + 2.0
 

@@ -219,6 +219,9 @@ class ElasticIndex:
         self.ready = False  # an index stands behind the alias, caught up at least once
         self._known: tuple[str, str] | None = None  # (generation, index) the alias was seen on
         self._lock = threading.Lock()
+        # (generation, seq) the last finished catch-up indexed up to: a caller whose write is
+        # covered by it needs no round trip of its own (concurrent uploads share one bulk).
+        self._covered: tuple[str, int] | None = None
         try:
             with db.transaction() as tx:
                 if not db.table_exists(tx, MIRRORS_TABLE):
@@ -289,14 +292,31 @@ class ElasticIndex:
             raise RuntimeError(f"Elasticsearch refused {len(failed)} documents, e.g. {str(failed[0])[:1000]}")
         self.indexed += len(rows)
 
-    def catch_up(self, wait: float = -1) -> int:
+    def _covers(self, upto: tuple[str, int]) -> bool:
+        covered = self._covered
+        return covered is not None and covered[0] == upto[0] and covered[1] >= upto[1]
+
+    def written(self) -> tuple[str, int] | None:
+        """The search tables' generation and highest `seq` now: what a catch-up must reach for
+        a reader to see every write made so far."""
+        with self.db.reader() as tx:
+            generation = generation_of(tx)
+            top = tx.fetchone("SELECT MAX(seq) AS seq FROM search_documents")
+        return (generation, int(top["seq"] or 0) if top else 0) if generation else None
+
+    def catch_up(self, wait: float = -1, upto: tuple[str, int] | None = None) -> int:
         """Index what changed since the last call (or build a new index and swap it in); returns
         the number of documents sent. Raises when Elasticsearch cannot be reached. `wait`: how
         long to wait for another thread's catch-up to finish (-1: as long as it takes); when
-        that runs out, nothing is done here (that thread is bringing the index along)."""
+        that runs out, nothing is done here (that thread is bringing the index along). `upto`
+        (from `written`): nothing is done when a finished catch-up already reached it."""
+        if upto is not None and self._covers(upto):
+            return 0
         if not self._lock.acquire(timeout=wait):
             return 0
         try:
+            if upto is not None and self._covers(upto):
+                return 0  # the catch-up we waited for took our write along
             try:
                 count = self._catch_up()
             except Exception as exc:
@@ -332,6 +352,7 @@ class ElasticIndex:
             self._bulk(self.alias, rows, refresh=True, require_alias=True)
             sent += len(rows)
             self._save_state(generation, seq, target)
+        self._covered = (generation, seq)
         return sent
 
     def rebuild(self, generation: str | None = None) -> int:
