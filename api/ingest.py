@@ -34,15 +34,22 @@ async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str
                 f"{filename}: content is not a photo, video, audio file or PDF that Darkroom knows", "file"
             )
         storage_path = services.storage.relative_original_path(ctx.user_id, staged.content_hash, media.extension)
-        await ctx.run(services.storage.keep, staged, repository_id, storage_path)
+        new = NewUpload(
+            owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
+            mime_type=media.mime_type, content_hash=staged.content_hash,
+            asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
+        )
+
+        def keep_and_record() -> Any:
+            # Under the file's lock: a purge of an asset with the same file waits (processors.purge).
+            with services.storage.file_lock(repository_id, storage_path):
+                services.storage.keep(staged, repository_id, storage_path)
+                return services.app.upload(new)
+
+        outcome = await ctx.run(keep_and_record)
     except BaseException:
         services.storage.discard(staged)
         raise
-    outcome = await ctx.run(services.app.upload, NewUpload(
-        owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
-        mime_type=media.mime_type, content_hash=staged.content_hash,
-        asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
-    ))
     await ctx.settle(outcome.position)
     return {
         "asset_id": str(outcome.asset_id),

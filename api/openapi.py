@@ -28,6 +28,8 @@ TAGS = [
     ("Batch upload", "Many files in one request, or one file in resumable chunks, with progress."),
     ("Search", "Structured filters over the catalog, their facets, and filename or semantic search."),
     ("Albums", "Ordered collections of the user's assets."),
+    ("Trash", "Deleted assets: list, restore into their albums, purge (also automatic after trash_days)."),
+    ("Places", "Where photos were taken (offline reverse geocoding), the map, and memories."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
     ("Admin", "The event log, for administrators and analysts."),

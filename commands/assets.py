@@ -54,7 +54,7 @@ class AssetCommands:
                 index: ContentIndex | None = self.repository.get(index_id)
             except AggregateNotFoundError:
                 index = None
-            if index is not None:
+            if index is not None and index.asset_id is not None:  # None: its asset was purged
                 existing: Asset = self.repository.get(index.asset_id)
                 if not existing.is_deleted:
                     first = next(iter(existing.tasks.values()), {}).get("job_id")
@@ -139,16 +139,20 @@ class AssetCommands:
         def attempt() -> int:
             now = self.now()
             asset = self.get_asset_for(user_id, asset_id)
-            asset.delete(now)
-            albums = []
+            asset.check_not_deleted()
+            albums, places = [], []
             for album_id in album_ids:
                 try:
                     album = self.get_album_for(user_id, album_id)
                 except NotFound:
                     continue
                 if str(asset_id) in album.asset_ids:
+                    # Remembered on the asset: a restore puts it back at this position.
+                    places.append({"album_id": album.album_id,
+                                   "position": album.asset_ids.index(str(asset_id))})
                     album.remove_asset(str(asset_id), at=now)
                     albums.append(album)
+            asset.delete(now, places)
             return self.save_and_position(asset, *albums)
 
         return retry_on_conflict(attempt)

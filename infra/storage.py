@@ -12,7 +12,9 @@ import errno
 import json
 import os
 import shutil
+import threading
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,14 @@ class Storage:
         self.staging.mkdir(parents=True, exist_ok=True)
         for path in self.repositories.values():
             (path / "originals").mkdir(parents=True, exist_ok=True)
+        # Striped locks per file: an upload keeping a file and recording its asset, and a purge
+        # deciding whether to remove that file, never interleave (in this process).
+        self._file_locks = [threading.Lock() for _ in range(64)]
+
+    def file_lock(self, repository_id: str, relative_path: str) -> threading.Lock:
+        """The lock of one stored file (see `processors.purge`)."""
+        key = f"{repository_id}/{relative_path}".encode()
+        return self._file_locks[zlib.crc32(key) % len(self._file_locks)]
 
     def repository(self, repository_id: str | None) -> str:
         """The id of the repository to use; an unknown one is a 400."""

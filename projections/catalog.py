@@ -10,7 +10,7 @@ from domain.asset import status_of
 from domain.camera import clean_lens, lens_key, normalise_make
 from infra.database import Database, Row, Transaction
 from infra.media_types import RAW_MIME_TYPES
-from projections.base import Projection, rows_in, handles, to_json, ts, upsert
+from projections.base import Projection, delete_in, handles, rows_in, to_json, ts, upsert
 from projections.queries import AssetFilter, filename_condition, filter_conditions, taken_instant
 
 CATALOG_COLUMNS = (
@@ -28,7 +28,8 @@ _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 class CatalogProjection(Projection):
     name = "catalog"
     tables = ("catalog_assets",)
-    schema_version = 2  # 2: ML enrichments (embedding, species, OCR, faces, caption)
+    # 2: ML enrichments (embedding, species, OCR, faces, caption); 3: trash (restore, purge)
+    schema_version = 3
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("catalog_assets")
@@ -82,6 +83,9 @@ class CatalogProjection(Projection):
                 f"ON {table} (owner_id, is_deleted, {column}, sort_time)"
             )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_hash')} ON {table} (owner_id, hash)")
+        # The trash, newest deletion first; and who still references a file (before a purge).
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'trash')} ON {table} (owner_id, is_deleted, deleted_at)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'file')} ON {table} (repository_id, storage_path)")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("catalog_assets")
@@ -95,8 +99,11 @@ class CatalogProjection(Projection):
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:
         upsert(tx, self.t("catalog_assets"), _COLUMN_LIST, "asset_id", [
             tuple(to_json(row[c]) if c in _JSON_COLUMNS else row[c] for c in _COLUMN_LIST)
-            for _, row in sorted(states.items())
+            for _, row in sorted(states.items()) if not row.get("_purged")
         ])
+        # A purged asset leaves the catalog: every read by id answers 404 from then on.
+        delete_in(tx, self.t("catalog_assets"), "asset_id",
+                  [key for key, row in states.items() if row.get("_purged")])
 
     @handles("Asset.Uploaded")
     def uploaded(self, row: Row | None, e: Any) -> Row:
@@ -232,6 +239,14 @@ class CatalogProjection(Projection):
     @handles("Asset.Deleted")
     def deleted(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))
+
+    @handles("Asset.Restored")
+    def restored(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, is_deleted=0, deleted_at=None)
+
+    @handles("Asset.Purged")
+    def purged(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, _purged=True)
 
 
 TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr": "process_ocr",
@@ -385,3 +400,32 @@ class Catalog:
                     (*params, limit, offset),
                 )
         return [asset_from_row(r) for r in rows], total
+
+    def trash(self, owner_id: int, limit: int = 20, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of the owner's trash, most recently deleted first, and its size."""
+        with self.db.reader() as tx:
+            counted = tx.fetchone(
+                "SELECT COUNT(*) AS n FROM catalog_assets WHERE owner_id = ? AND is_deleted = 1", (owner_id,))
+            rows = tx.fetchall(
+                f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? AND is_deleted = 1 "
+                "ORDER BY deleted_at DESC, asset_id DESC LIMIT ? OFFSET ?", (owner_id, limit, offset))
+        return [asset_from_row(r) for r in rows], int(counted["n"]) if counted else 0
+
+    def trashed_ids(self, owner_id: int | None = None, deleted_before: str | None = None) -> list[str]:
+        """Ids of trashed assets: one owner's, or everyone's deleted before a UTC timestamp."""
+        where, params = ["is_deleted = 1"], []
+        if owner_id is not None:
+            where.append("owner_id = ?")
+            params.append(owner_id)
+        if deleted_before is not None:
+            where.append("deleted_at < ?")
+            params.append(deleted_before)
+        rows = self.db.query(f"SELECT asset_id FROM catalog_assets WHERE {' AND '.join(where)} "
+                             "ORDER BY deleted_at, asset_id", params)
+        return [r["asset_id"] for r in rows]
+
+    def references(self, repository_id: str, storage_path: str) -> list[str]:
+        """The (unpurged) assets whose original is this file."""
+        rows = self.db.query("SELECT asset_id FROM catalog_assets WHERE repository_id = ? AND storage_path = ?",
+                             (repository_id, storage_path))
+        return [r["asset_id"] for r in rows]

@@ -82,7 +82,8 @@ def doc_id_of(asset_id: str) -> int:
 class SearchIndexProjection(Projection):
     name = "search_index"
     tables = ("search_documents", "search_generation", "search_text")
-    schema_version = 3  # 2: an index per filter column; 3: vectors as float32 bytes
+    # 2: an index per filter column; 3: vectors as float32 bytes; 4: trash (restore, purge)
+    schema_version = 4
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -274,6 +275,17 @@ class SearchIndexProjection(Projection):
     @handles("Asset.Deleted")
     def deleted(self, doc: Any, e: Any) -> Any:
         return self._stamp(doc, e, is_deleted=1)
+
+    @handles("Asset.Restored")
+    def restored(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, is_deleted=0)
+
+    @handles("Asset.Purged")
+    def purged(self, doc: Any, e: Any) -> Any:
+        # The document stays as a deleted tombstone (the Elasticsearch mirror follows rows), with
+        # nothing of the asset's content left in it.
+        return self._stamp(doc, e, is_deleted=1, description=None, ocr_text=None, caption=None,
+                           embedding_model=None, embedding=None)
 
 
 def generation_of(tx: Transaction) -> str | None:
