@@ -45,3 +45,76 @@ class EmptyResult(BaseModel):
     purged: int = Field(ge=0, description="how many assets were purged")
     bytes_freed: int = Field(ge=0, description="bytes of originals and derived files removed")
     asset_ids: list[str]
+
+
+# -- places, map, memories -------------------------------------------------------------------
+
+
+class PlaceCount(BaseModel):
+    country_code: str
+    country: str
+    city: str
+    region: str | None
+    asset_count: int
+    cover_asset_id: str = Field(json_schema_extra={"format": "uuid"})
+
+
+class PlacePage(BaseModel):
+    model_config = examples({"places": [{"country_code": "IT", "country": "Italy", "city": "Rome",
+                                         "region": "Lazio", "asset_count": 12, "cover_asset_id": EXAMPLE_ASSET_ID}],
+                             "limit": 20, "offset": 0, "total": 1})
+
+    places: list[PlaceCount]
+    limit: int
+    offset: int
+    total: int
+
+
+class Marker(BaseModel):
+    asset_id: str = Field(json_schema_extra={"format": "uuid"})
+    lat: float
+    lon: float
+    taken_time: str | None
+
+
+class MarkerPage(BaseModel):
+    model_config = examples({"markers": [{"asset_id": EXAMPLE_ASSET_ID, "lat": 41.853, "lon": 12.4888,
+                                          "taken_time": "2011-01-13T14:33:39"}],
+                             "limit": 500, "offset": 0, "total": 1})
+
+    markers: list[Marker]
+    limit: int
+    offset: int
+    total: int
+
+
+class Memory(BaseModel):
+    year: int
+    years_ago: int
+    assets: list[AssetDTO]
+
+
+class MemoryList(BaseModel):
+    model_config = examples({"date": "2026-11-28", "memories": [{"year": 2020, "years_ago": 6,
+                                                                 "assets": [_ASSET_EXAMPLE]}], "total": 1})
+
+    date: str
+    memories: list[Memory]
+    total: int
+
+
+# -- stacks ----------------------------------------------------------------------------------
+
+
+class StackCreateBody(Body):
+    model_config = body_examples({"asset_ids": [EXAMPLE_ASSET_ID, "0b9a3c4e-1111-4222-8333-944455556666"],
+                                  "primary_asset_id": EXAMPLE_ASSET_ID})
+
+    asset_ids: list[StrictStr] = Field(min_length=2, max_length=100, description="2 to 100 of your assets")
+    primary_asset_id: StrictStr | None = Field(default=None, description="one of asset_ids (the first when absent)")
+
+
+class StackUpdateBody(Body):
+    model_config = body_examples({"primary_asset_id": EXAMPLE_ASSET_ID})
+
+    primary_asset_id: StrictStr

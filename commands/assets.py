@@ -13,6 +13,7 @@ from commands.retry import once_or_conflict, retry_on_conflict
 from domain.asset import Asset, check_vector, tasks_for
 from domain.errors import NotFound
 from domain.indexes import ContentIndex
+from infra.geocoding import usable_position
 
 if TYPE_CHECKING:
     from commands.application import Darkroom
@@ -126,9 +127,22 @@ class AssetCommands:
         )
 
     def update_metadata(self: Darkroom, user_id: int, asset_id: UUID, changes: dict[str, Any]) -> int:
-        return self._change_asset(
-            user_id, asset_id, lambda a: a.update_metadata(changes), commutative=False
-        )
+        def change(asset: Asset) -> None:
+            asset.update_metadata(changes)
+            if "gps_latitude" in changes or "gps_longitude" in changes:
+                self.locate(asset)
+
+        return self._change_asset(user_id, asset_id, change, commutative=False)
+
+    def locate(self: Darkroom, asset: Asset) -> None:
+        """Name the asset's place from its GPS position (offline reverse geocoding), as a
+        `Located` event when position or place changed. Without a geocoder, the position only."""
+        position = usable_position(*asset.gps_position())
+        if position is None:
+            asset.locate(None, None, None)
+            return
+        place = self.geocoder.place(*position) if self.geocoder is not None else None
+        asset.locate(position[0], position[1], place)
 
     def delete_asset(self: Darkroom, user_id: int, asset_id: UUID, album_ids: Iterable[int] = ()) -> int:
         """Soft-delete, and take the asset out of the given albums in the same save, so album

@@ -124,8 +124,12 @@ class JobCommands:
             asset: Asset = self.repository.get(UUID(job.asset_id))
             job.complete(at=self.now())
             _record_result(asset, job.queue, result)
+            extra = []
+            if job.queue == "metadata_asset":
+                self.locate(asset)
+                extra = self.same_shot_changes(asset)  # a RAW and its JPEG stack
             asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
-            self.save(job, asset)
+            self.save(job, asset, *extra)
             return True
 
         return retry_on_conflict(attempt)

@@ -83,6 +83,16 @@ class TrashCommands:
                 asset = self.get_asset_for(user_id, asset_id)
             asset.purge(self.now())
             changed: list[object] = [asset]
+            if asset.stack_id is not None:  # a purged asset takes its stack apart
+                stack = self.repository.get(asset.stack_id)
+                if not stack.is_deleted:
+                    stack.unstack(self.now())
+                    changed.append(stack)
+                    for member_id in stack.asset_ids:
+                        member = asset if member_id == str(asset.id) else self.repository.get(UUID(member_id))
+                        member.leave_stack(stack.id)
+                        if member is not asset:
+                            changed.append(member)
             try:
                 index = self.repository.get(ContentIndex.create_id(asset.owner_id, asset.content_hash))
             except AggregateNotFoundError:

@@ -150,6 +150,10 @@ class Asset(Aggregate):
         self.trashed_from: list[dict[str, int]] = []  # albums left when trashed
         self.is_purged = False
         self.files_removed = False
+        self.latitude: float | None = None
+        self.longitude: float | None = None
+        self.place: dict[str, Any] | None = None
+        self.stack_id: UUID | None = None
         self.tasks: dict[str, dict[str, Any]] = {}
         self.extracted: dict[str, Any] = {}
         self.thumbnails: dict[str, Any] = {}
@@ -298,6 +302,46 @@ class Asset(Aggregate):
         another asset still references the same file (`original_removed` false then)."""
         self.files_removed = True
 
+
+    def locate(self, latitude: float | None, longitude: float | None, place: dict[str, Any] | None) -> None:
+        """Record the asset's GPS position and its place, when they changed."""
+        if (latitude, longitude, place) != (self.latitude, self.longitude, self.place):
+            self._locate(latitude=latitude, longitude=longitude, place=place)
+
+    @event("Located")
+    def _locate(self, latitude: float | None, longitude: float | None, place: dict[str, Any] | None) -> None:
+        """Where the asset was taken: its GPS position (null: none usable) and the place that
+        offline reverse geocoding named for it, `{city, region, country, country_code}` (null:
+        no position, or nowhere near a town)."""
+        self.latitude = latitude
+        self.longitude = longitude
+        self.place = place
+
+    def join_stack(self, stack_id: UUID) -> None:
+        """Become a member of a stack; an asset is in one stack at most (409 otherwise)."""
+        if self.stack_id is not None and self.stack_id != stack_id:
+            raise Conflict(f"asset {self.id} is already in stack {self.stack_id}")
+        if self.stack_id is None:
+            self._join_stack(stack_id=stack_id)
+
+    @event("Stacked")
+    def _join_stack(self, stack_id: UUID) -> None:
+        """The asset joined a stack (saved with the stack's own event)."""
+        self.stack_id = stack_id
+
+    def leave_stack(self, stack_id: UUID) -> None:
+        if self.stack_id == stack_id:
+            self._leave_stack(stack_id=stack_id)
+
+    @event("Unstacked")
+    def _leave_stack(self, stack_id: UUID) -> None:
+        """The asset's stack was taken apart."""
+        self.stack_id = None
+
+    def gps_position(self) -> tuple[Any, Any]:
+        """The GPS position the file says, unless the owner's metadata says otherwise."""
+        merged = {**self.extracted.get("specific_metadata", {}), **self.specific_metadata}
+        return merged.get("gps_latitude"), merged.get("gps_longitude")
 
     # -- processing results (recorded by the completion commands) ------------------------------
 

@@ -175,6 +175,9 @@ def bootstrap(settings: Settings) -> Services:
     from processors.ml import enabled_tasks
 
     app.enrichment_tasks = enabled_tasks(settings)  # ML tasks with a model: uploads enqueue them
+    from infra.geocoding import ReverseGeocoder
+
+    app.geocoder = ReverseGeocoder()  # offline; loads its data on first use
     from infra.embedding import load_embedder
     from infra.search import SearchService
 

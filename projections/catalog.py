@@ -8,6 +8,7 @@ from typing import Any
 
 from domain.asset import status_of
 from domain.camera import clean_lens, lens_key, normalise_make
+from domain.stack import base_name
 from infra.database import Database, Row, Transaction
 from infra.media_types import RAW_MIME_TYPES
 from projections.base import Projection, delete_in, handles, rows_in, to_json, ts, upsert
@@ -18,17 +19,19 @@ CATALOG_COLUMNS = (
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
     "storage_path, is_deleted, deleted_at, status, specific_metadata, version, taken_local, "
     "metadata_overrides, extracted_metadata, thumbnails, web, camera_make, lens_model, lens_key, "
-    "is_raw, filename_lower, taken_utc, enrichments"
+    "is_raw, filename_lower, taken_utc, enrichments, latitude, longitude, place, country_code, city_key, "
+    "taken_monthday, base_name"
 )
 _JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web",
-                           "enrichments"})
+                           "enrichments", "place"})
 _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 
 
 class CatalogProjection(Projection):
     name = "catalog"
     tables = ("catalog_assets",)
-    # 2: ML enrichments (embedding, species, OCR, faces, caption); 3: trash (restore, purge)
+    # 2: ML enrichments (embedding, species, OCR, faces, caption); 3: trash (restore, purge),
+    # places (position, place), memories (month and day taken), stacks (base name)
     schema_version = 3
 
     def create_tables(self, tx: Transaction) -> None:
@@ -69,7 +72,14 @@ class CatalogProjection(Projection):
                 is_raw BIGINT NOT NULL DEFAULT 0,
                 filename_lower TEXT NOT NULL,
                 taken_utc TEXT,
-                enrichments TEXT NOT NULL DEFAULT '{{}}'
+                enrichments TEXT NOT NULL DEFAULT '{{}}',
+                latitude DOUBLE PRECISION,
+                longitude DOUBLE PRECISION,
+                place TEXT NOT NULL DEFAULT 'null',
+                country_code TEXT,
+                city_key TEXT,
+                taken_monthday TEXT,
+                base_name TEXT NOT NULL DEFAULT ''
             )"""
         )
         tx.execute(
@@ -86,6 +96,13 @@ class CatalogProjection(Projection):
         # The trash, newest deletion first; and who still references a file (before a purge).
         tx.execute(f"CREATE INDEX {self.index_name(table, 'trash')} ON {table} (owner_id, is_deleted, deleted_at)")
         tx.execute(f"CREATE INDEX {self.index_name(table, 'file')} ON {table} (repository_id, storage_path)")
+        # Places, the map (a bounding box on latitude first), memories, RAW+JPEG pairs.
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'place')} "
+                   f"ON {table} (owner_id, is_deleted, country_code, city_key)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'latitude')} ON {table} (owner_id, is_deleted, latitude)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'monthday')} "
+                   f"ON {table} (owner_id, is_deleted, taken_monthday)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'base_name')} ON {table} (owner_id, base_name)")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("catalog_assets")
@@ -121,6 +138,8 @@ class CatalogProjection(Projection):
             "camera_make": None, "lens_model": None, "lens_key": None,
             "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0,
             "filename_lower": e.original_filename.lower(), "taken_utc": None, "enrichments": {},
+            "latitude": None, "longitude": None, "place": None, "country_code": None, "city_key": None,
+            "taken_monthday": None, "base_name": base_name(e.original_filename),
         }
 
     @staticmethod
@@ -173,8 +192,15 @@ class CatalogProjection(Projection):
         return self._stamp(
             row, e, width=e.width, height=e.height, duration=e.duration, taken_time=e.taken_time,
             taken_local=e.taken_time_local, sort_time=taken or row["upload_time"],
-            taken_utc=taken_instant(e.taken_time),
+            taken_utc=taken_instant(e.taken_time), taken_monthday=monthday(e.taken_time_local),
         )
+
+    @handles("Asset.Located")
+    def located(self, row: Row | None, e: Any) -> Row | None:
+        place = dict(e.place) if e.place else None
+        return self._stamp(row, e, latitude=e.latitude, longitude=e.longitude, place=place,
+                           country_code=place["country_code"] if place else None,
+                           city_key=city_key(place["city"]) if place else None)
 
     @handles("Asset.TaskStateChanged")
     def task_state_changed(self, row: Row | None, e: Any) -> Row | None:
@@ -253,6 +279,18 @@ TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr"
                 "faces": "process_face", "caption": "process_caption"}
 
 
+def city_key(city: str | None) -> str | None:
+    """Cities are matched case-insensitively."""
+    return city.casefold() if city else None
+
+
+def monthday(taken_local: str | None) -> str | None:
+    """`MM-DD` of a wall-clock taken time (`2011-01-13T14:33:39`), for memories."""
+    if not taken_local or len(taken_local) < 10 or taken_local[4] != "-" or taken_local[7] != "-":
+        return None
+    return taken_local[5:10]
+
+
 def sortable_time(value: str | None) -> str | None:
     """A taken time as fixed-width UTC text for sorting; a time without offset counts as UTC."""
     if not value:
@@ -297,6 +335,7 @@ def asset_from_row(row: Row) -> dict[str, Any]:
         "deleted_at": row["deleted_at"],
         "status": json.loads(row["status"]),
         "specific_metadata": metadata,
+        "place": json.loads(row["place"]) if isinstance(row["place"], str) else row["place"],
     }
 
 

@@ -9,6 +9,7 @@ from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
+from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
@@ -19,4 +20,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     PeopleProjection.name: PeopleProjection,
     SearchIndexProjection.name: SearchIndexProjection,
     TrashProjection.name: TrashProjection,
+    StacksProjection.name: StacksProjection,
 }
