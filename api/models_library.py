@@ -118,3 +118,36 @@ class StackUpdateBody(Body):
     model_config = body_examples({"primary_asset_id": EXAMPLE_ASSET_ID})
 
     primary_asset_id: StrictStr
+
+
+# -- duplicates ------------------------------------------------------------------------------
+
+
+class DuplicateGroup(BaseModel):
+    group_id: str = Field(json_schema_extra={"format": "uuid"})
+    similarity: float = Field(description="the weakest link's correlation of the pictures (0.82 to 1)")
+    assets: list[AssetDTO]
+
+
+class DuplicatePage(BaseModel):
+    model_config = examples({"groups": [{"group_id": EXAMPLE_ASSET_ID, "similarity": 0.97,
+                                         "assets": [_ASSET_EXAMPLE]}], "limit": 20, "offset": 0, "total": 1})
+
+    groups: list[DuplicateGroup]
+    limit: int
+    offset: int
+    total: int
+
+
+class ResolveBody(Body):
+    model_config = body_examples({"keep_asset_ids": [EXAMPLE_ASSET_ID]})
+
+    keep_asset_ids: list[StrictStr] = Field(min_length=1, max_length=MAX_IDS,
+                                            description="the group's photos to keep; the others go to the trash")
+
+
+class ResolveResult(BaseModel):
+    model_config = examples({"kept": [EXAMPLE_ASSET_ID], "trashed": ["0b9a3c4e-1111-4222-8333-944455556666"]})
+
+    kept: list[str]
+    trashed: list[str]

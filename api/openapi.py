@@ -29,6 +29,7 @@ TAGS = [
     ("Search", "Structured filters over the catalog, their facets, and filename or semantic search."),
     ("Albums", "Ordered collections of the user's assets."),
     ("Trash", "Deleted assets: list, restore into their albums, purge (also automatic after trash_days)."),
+    ("Duplicates", "Near-duplicate photos: review, resolve (keep some, trash the rest), dismiss."),
     ("Places", "Where photos were taken (offline reverse geocoding), the map, and memories."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),

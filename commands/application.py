@@ -10,6 +10,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
+from commands.duplicates import DuplicateCommands
 from commands.jobs import JobCommands
 from commands.stacks import StackCommands
 from commands.trash import TrashCommands
@@ -17,8 +18,8 @@ from commands.users import UserCommands
 from domain.errors import NotFound
 
 
-class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, JobCommands,
-               Application[UUID]):
+class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, DuplicateCommands,
+               JobCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

@@ -216,6 +216,10 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         )
     elif queue == "thumbnail_asset":
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
+        fingerprint = result.get("fingerprint")
+        if isinstance(fingerprint, dict) and isinstance(fingerprint.get("grey16"), str) \
+                and len(fingerprint["grey16"]) == 512:
+            asset.record_fingerprint(algorithm=str(fingerprint.get("algorithm")), grey16=fingerprint["grey16"])
     elif queue in OPTIONAL_TASKS and "skipped" in result:
         asset.record_enrichment_skipped(task=queue, reason=str(result["skipped"]))
     elif queue == "process_clip":

@@ -371,6 +371,12 @@ class Asset(Aggregate):
         """Thumbnails were made: size name -> {path (under derived/), width, height, mime_type}."""
         self.thumbnails = thumbnails
 
+    @event("FingerprintRecorded")
+    def record_fingerprint(self, algorithm: str, grey16: str) -> None:
+        """A perceptual fingerprint of the photo (`grey16`: 16x16 grey levels as hex) that
+        near-duplicate grouping compares; a newer one replaces the old."""
+        self.fingerprint = algorithm
+
     @event("WebVersionGenerated")
     def record_web_version(self, kind: str, info: dict[str, Any]) -> None:
         """A browser-playable copy exists (`kind` web_video / web_audio), or none is needed

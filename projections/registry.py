@@ -9,6 +9,7 @@ from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
+from projections.duplicates import DuplicatesProjection
 from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
 
@@ -21,4 +22,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     SearchIndexProjection.name: SearchIndexProjection,
     TrashProjection.name: TrashProjection,
     StacksProjection.name: StacksProjection,
+    DuplicatesProjection.name: DuplicatesProjection,
 }
