@@ -248,3 +248,47 @@ async def test_trash_read_models_rebuild_to_the_same_rows(client, services, medi
     assert rows() == live
     assert await _members(alice, album) == [p[0], p[3]]
     assert await _trash(alice) == [p[2]]
+
+
+ES_URL = os.environ.get("DARKROOM_ELASTICSEARCH_URL", "")
+
+
+@pytest.mark.skipif(not ES_URL, reason="DARKROOM_ELASTICSEARCH_URL is not set")
+async def test_trash_restore_and_purge_on_elasticsearch(tmp_path: Path, aiohttp_client: Any, media: Path) -> None:
+    """Filters answered by Elasticsearch follow the trash: out when trashed, back when
+    restored, out for good when purged."""
+    import uuid
+
+    from api.app import create_app
+    from infra.bootstrap import bootstrap
+    from tests.conftest import make_settings
+
+    services = bootstrap(make_settings(tmp_path, "sqlite", None, elasticsearch_url=ES_URL,
+                                       elasticsearch_prefix="test-" + uuid.uuid4().hex[:12]))
+    try:
+        client = await aiohttp_client(create_app(services, start_projections=False))
+        alice = await register(client, "alice")
+        a, b = await photos(alice, media, 2)
+
+        async def found() -> set[str]:
+            assert services.search._use_elastic()  # the answer comes from Elasticsearch
+            data = (await alice.call("POST", "/assets/filter", {"filter": {"type": "PHOTO"}}))["data"]
+            return {x["asset_id"] for x in data["assets"]} if data["total"] == len(data["assets"]) else set()
+
+        assert await found() == {a, b}
+        await alice.call("DELETE", f"/assets/{a}")
+        assert await found() == {b}
+        await alice.call("POST", "/trash/restore", {"asset_ids": [a]})
+        assert await found() == {a, b}
+        await alice.call("DELETE", f"/assets/{a}")
+        await alice.call("POST", "/trash/empty")
+        assert await found() == {b}
+        search = (await alice.call("POST", "/assets/search", {"query": "p0", "search_type": "filename"}))["data"]
+        assert search["total"] == 0
+    finally:
+        if services.search.elastic is not None:
+            from elasticsearch import Elasticsearch
+
+            with Elasticsearch(ES_URL) as es:
+                es.options(ignore_status=404).indices.delete(index=f"{services.search.elastic.alias}-*")
+        services.close()
