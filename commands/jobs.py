@@ -125,7 +125,7 @@ class JobCommands:
             job.complete(at=self.now())
             _record_result(asset, job.queue, result)
             extra = []
-            if job.queue == "metadata_asset":
+            if job.queue == "metadata_asset" and not getattr(asset, "is_purged", False):
                 self.locate(asset)
                 extra = self.same_shot_changes(asset)  # a RAW and its JPEG stack
             asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
@@ -204,6 +204,8 @@ class JobCommands:
 
 
 def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
+    if getattr(asset, "is_purged", False):
+        return  # purged while the job ran: nothing of it may come back (the worker removes its files)
     if queue in OPTIONAL_TASKS and asset.is_deleted:
         # A job that was running when its asset was deleted: its faces, text or vector would
         # bring the asset back into people and search read models.
