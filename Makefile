@@ -42,6 +42,7 @@ bench: install $(BIN)/.installed-ml services
 	$(BIN)/python bench/processing.py
 	source $(SERVICES_ENV) && $(BIN)/python bench/search.py
 	source $(SERVICES_ENV) && $(BIN)/python bench/kafka.py
+	$(BIN)/python bench/library.py
 	$(BIN)/python bench/ml.py
 
 clean:
