@@ -124,3 +124,16 @@ def test_grouping_is_order_stable(n: int) -> None:
     image = pyvips.Image.new_from_file(str(Path(__file__).parent / "media" / ORIGINALS[1]))
     g = grey_of(grey16(image))
     assert [x.members for x in group([g] * n)] == [list(range(n))]
+
+
+def test_clip_embeddings_refine_groups() -> None:
+    """Two pictures alike in grey levels but far apart in meaning (CLIP) are not duplicates;
+    alike in both, they are; without embeddings the pictures decide alone."""
+    import numpy as np
+
+    image = pyvips.Image.new_from_file(str(Path(__file__).parent / "media" / ORIGINALS[2]))
+    g = grey_of(grey16(image))
+    same, other = np.array([1.0, 0.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32)
+    assert group([g, g], embeddings=[same, other]) == []
+    assert [x.members for x in group([g, g], embeddings=[same, same])] == [[0, 1]]
+    assert [x.members for x in group([g, g], embeddings=[same, None])] == [[0, 1]]
