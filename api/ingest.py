@@ -41,15 +41,21 @@ async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str
         )
 
         def keep_and_record() -> Any:
-            # Under the file's lock: a purge of an asset with the same file waits (processors.purge).
+            # A purge of another asset with the same file (same owner and content) may run at
+            # the same time: in this process it waits on the file's lock; in another, it moves
+            # the file away before deciding, so the file is checked (and put back from the
+            # retained staged copy) once the asset is recorded. See processors.purge.
             with services.storage.file_lock(repository_id, storage_path):
-                services.storage.keep(staged, repository_id, storage_path)
-                return services.app.upload(new)
+                services.storage.keep(staged, repository_id, storage_path, retain=True)
+                outcome = services.app.upload(new)
+                services.storage.ensure_kept(staged, repository_id, storage_path)
+                return outcome
 
         outcome = await ctx.run(keep_and_record)
     except BaseException:
         services.storage.discard(staged)
         raise
+    services.storage.discard(staged)  # the retained copy: the repository holds the file
     await ctx.settle(outcome.position)
     return {
         "asset_id": str(outcome.asset_id),

@@ -11,7 +11,9 @@ A purge is two steps, in this order:
 A crash between the two leaves a pending entry in the purge ledger (`projections.trash`); the
 sweeper finishes it when the server runs again. Uploads hold the same per-file lock while they
 keep a file and record its asset (`Storage.file_lock`), so a purge never removes a file that an
-upload in this process is about to reference.
+upload in this process is about to reference; against another process, the purge moves the file
+to a tombstone before its last look, and the upload checks its file after recording its asset
+and puts it back from its retained staged copy (`Storage.ensure_kept`).
 """
 
 from __future__ import annotations
@@ -87,19 +89,40 @@ class Purger:
             shutil.rmtree(derived, ignore_errors=True)
         original_removed = False
         with storage.file_lock(files.repository_id, files.storage_path):
+            path = storage.path_of(files.repository_id, files.storage_path)
+            tomb = storage.tombstone(files.repository_id, files.storage_path)
             if not self._original_referenced(files):
-                path = storage.path_of(files.repository_id, files.storage_path)
+                # Move the file away first, then decide: an upload of the same content in another
+                # process either recorded its asset before the second look (the file goes back)
+                # or finds its file gone after recording it and puts it back (Storage.ensure_kept).
                 try:
-                    size = path.stat().st_size
-                    path.unlink()
-                    freed += size
+                    os.replace(path, tomb)
                 except FileNotFoundError:
                     pass
-                original_removed = True
+                if self._original_referenced(files):
+                    self._put_back(tomb, path)
+                else:
+                    try:
+                        freed += tomb.stat().st_size
+                        tomb.unlink()
+                    except FileNotFoundError:
+                        pass
+                    original_removed = True
+            else:
+                self._put_back(tomb, path)  # a tombstone left by a crash, of a file still in use
         position = services.app.record_files_removed(UUID(files.asset_id), freed, original_removed)
         services.wake()
         services.wait_for(position)
         return freed
+
+    @staticmethod
+    def _put_back(tomb: Path, path: Path) -> None:
+        """The file is in use after all: back in place, unless an upload put it there again."""
+        if tomb.exists():
+            if path.exists():
+                tomb.unlink(missing_ok=True)
+            else:
+                os.replace(tomb, path)
 
     def purge(self, user_id: int | None, asset_id: UUID) -> int:
         """Purge one trashed asset (both steps); answers the bytes freed."""

@@ -11,6 +11,7 @@ import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -292,3 +293,50 @@ async def test_trash_restore_and_purge_on_elasticsearch(tmp_path: Path, aiohttp_
             with Elasticsearch(ES_URL) as es:
                 es.options(ignore_status=404).indices.delete(index=f"{services.search.elastic.alias}-*")
         services.close()
+
+
+async def test_an_upload_puts_back_its_file_when_a_purge_elsewhere_removed_it(client, services, media):
+    """Another process purging an asset with the same file may remove it between this upload
+    keeping the file and recording its asset: the upload checks and puts the file back."""
+    alice = await register(client, "alice")
+    first = (await alice.upload_bytes(jpeg(media, "race"), "race.jpg"))["data"]["asset_id"]
+    detail = (await alice.call("GET", f"/assets/{first}"))["data"]
+    path = services.storage.path_of(detail["repository_id"], detail["storage_path"])
+    await alice.call("DELETE", f"/assets/{first}")
+    record = services.app.upload
+
+    def upload_while_purged_elsewhere(new: Any) -> Any:
+        outcome = record(new)
+        path.unlink()  # what a purge in another process did meanwhile
+        return outcome
+
+    services.app.upload = upload_while_purged_elsewhere
+    try:
+        second = (await alice.upload_bytes(jpeg(media, "race"), "race.jpg"))["data"]["asset_id"]
+    finally:
+        del services.app.upload
+    resp = await client.get(f"/api/v1/assets/{second}/original", headers=alice.headers)
+    assert resp.status == 200 and await resp.read() == jpeg(media, "race")
+    assert not list(services.storage.staging.iterdir())  # the retained staged copy is gone
+
+
+async def test_a_purge_killed_after_moving_the_file_aside_is_finished_either_way(client, services, media):
+    """A purge moves the original to a tombstone before its last look. Killed there, the sweeper
+    puts the file back when another asset references it, and removes it otherwise."""
+    alice = await register(client, "alice")
+    first = (await alice.upload_bytes(jpeg(media, "t"), "t.jpg"))["data"]["asset_id"]
+    detail = (await alice.call("GET", f"/assets/{first}"))["data"]
+    path = services.storage.path_of(detail["repository_id"], detail["storage_path"])
+    tomb = services.storage.tombstone(detail["repository_id"], detail["storage_path"])
+    await alice.call("DELETE", f"/assets/{first}")
+    second = (await alice.upload_bytes(jpeg(media, "t"), "t.jpg"))["data"]["asset_id"]  # same file
+    services.app.purge_asset(alice.user_id, UUID(first))
+    path.replace(tomb)  # the moment of the kill
+    assert TrashSweeper(services).sweep() == (1, 0)
+    assert path.read_bytes() == jpeg(media, "t") and not tomb.exists()
+
+    await alice.call("DELETE", f"/assets/{second}")
+    services.app.purge_asset(alice.user_id, UUID(second))
+    path.replace(tomb)
+    assert TrashSweeper(services).sweep() == (1, 0)
+    assert not path.exists() and not tomb.exists()
