@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, StrictStr
 
-from api.models import _ASSET_EXAMPLE, EXAMPLE_ASSET_ID, EXAMPLE_TIME, AssetDTO, Body, body_examples, examples
+from api.models import (
+    _ASSET_EXAMPLE,
+    EXAMPLE_ASSET_ID,
+    EXAMPLE_TIME,
+    AssetDTO,
+    Body,
+    body_examples,
+    examples,
+)
 
 MAX_IDS = 1000  # ids one request may name: bounded work per request
 

@@ -10,7 +10,6 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
 from domain.album import Album
-from domain.asset import Asset
 from domain.duplicates import DuplicateReview
 from domain.errors import InvalidInput, NotFound
 from domain.ids import album_id_to_uuid

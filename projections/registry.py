@@ -5,11 +5,11 @@ from __future__ import annotations
 from projections.albums import AlbumsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
+from projections.duplicates import DuplicatesProjection
 from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
-from projections.duplicates import DuplicatesProjection
 from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
 

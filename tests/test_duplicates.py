@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pyvips
 import pytest
+import pyvips
 
-from infra.fingerprints import group, grey_of
+from infra.fingerprints import grey_of, group
 from processors.fingerprint import grey16
 from projections.registry import PROJECTIONS
 from projections.runner import rebuild
