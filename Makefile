@@ -45,6 +45,7 @@ test: install $(BIN)/.installed-ml services tests/sdk/node_modules/.installed
 bench: install $(BIN)/.installed-ml services
 	$(BIN)/python bench/processing.py
 	source $(SERVICES_ENV) && $(BIN)/python bench/kafka.py
+	$(BIN)/python bench/library.py
 	$(BIN)/python bench/ml.py
 	# Last, so its table closes the output: hot paths, event store and search, ratios vs aims.
 	source $(SERVICES_ENV) && $(BIN)/python bench/summary.py

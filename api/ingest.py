@@ -34,15 +34,28 @@ async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str
                 f"{filename}: content is not a photo, video, audio file or PDF that Darkroom knows", "file"
             )
         storage_path = services.storage.relative_original_path(ctx.user_id, staged.content_hash, media.extension)
-        await ctx.run(services.storage.keep, staged, repository_id, storage_path)
+        new = NewUpload(
+            owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
+            mime_type=media.mime_type, content_hash=staged.content_hash,
+            asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
+        )
+
+        def keep_and_record() -> Any:
+            # A purge of another asset with the same file (same owner and content) may run at
+            # the same time: in this process it waits on the file's lock; in another, it moves
+            # the file away before deciding, so the file is checked (and put back from the
+            # retained staged copy) once the asset is recorded. See processors.purge.
+            with services.storage.file_lock(repository_id, storage_path):
+                services.storage.keep(staged, repository_id, storage_path, retain=True)
+                outcome = services.app.upload(new)
+                services.storage.ensure_kept(staged, repository_id, storage_path)
+                return outcome
+
+        outcome = await ctx.run(keep_and_record)
     except BaseException:
         services.storage.discard(staged)
         raise
-    outcome = await ctx.run(services.app.upload, NewUpload(
-        owner_id=ctx.user_id, original_filename=filename, file_size=staged.size,
-        mime_type=media.mime_type, content_hash=staged.content_hash,
-        asset_type=media.asset_type.value, repository_id=repository_id, storage_path=storage_path,
-    ))
+    services.storage.discard(staged)  # the retained copy: the repository holds the file
     await ctx.settle(outcome.position)
     return {
         "asset_id": str(outcome.asset_id),

@@ -219,7 +219,28 @@ _ASSET_EXAMPLE = {
     "is_deleted": False, "deleted_at": None,
     "status": {"state": "complete", "tasks": {"metadata_asset": "completed", "thumbnail_asset": "completed"}},
     "specific_metadata": {"camera_make": "Canon", "camera_model": "Canon EOS 5D Mark III", "iso_speed": 400},
+    "place": {"city": "Rome", "region": "Lazio", "country": "Italy", "country_code": "IT"},
 }
+
+
+class Place(BaseModel):
+    """Where the asset was taken, by offline reverse geocoding of its GPS position."""
+
+    city: str
+    region: str | None
+    country: str
+    country_code: str = Field(description="ISO 3166-1 alpha-2")
+
+
+class StackDTO(BaseModel):
+    model_config = examples({"stack_id": EXAMPLE_ASSET_ID, "primary_asset_id": EXAMPLE_ASSET_ID,
+                             "asset_ids": [EXAMPLE_ASSET_ID, "0b9a3c4e-1111-4222-8333-944455556666"],
+                             "automatic": True})
+
+    stack_id: str = Field(json_schema_extra=UUID)
+    primary_asset_id: str = Field(json_schema_extra=UUID)
+    asset_ids: list[str]
+    automatic: bool = Field(description="made by Darkroom (a RAW and its JPEG), not by hand")
 
 
 class AssetDTO(BaseModel):
@@ -252,6 +273,8 @@ class AssetDTO(BaseModel):
     ocr: OcrPart | None = None
     faces: FacesPart | None = None
     ai_descriptions: CaptionPart | None = None
+    place: Place | None = Field(default=None, description="null without GPS (or far from any town)")
+    stack: StackDTO | None = Field(default=None, description="GET /assets/{id}: the asset's stack, null when unstacked")
 
 
 class AssetPage(BaseModel):

@@ -10,12 +10,16 @@ from eventsourcing.application import AggregateNotFoundError, Application
 
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
+from commands.duplicates import DuplicateCommands
 from commands.jobs import JobCommands
+from commands.stacks import StackCommands
+from commands.trash import TrashCommands
 from commands.users import UserCommands
 from domain.errors import NotFound
 
 
-class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Application[UUID]):
+class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, DuplicateCommands,
+               JobCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position
@@ -23,6 +27,7 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Applicat
     """
 
     name = "darkroom"
+    geocoder: Any = None  # infra.geocoding.ReverseGeocoder: places from GPS (None: positions only)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)

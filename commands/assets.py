@@ -13,6 +13,7 @@ from commands.retry import once_or_conflict, retry_on_conflict
 from domain.asset import Asset, check_vector, tasks_for
 from domain.errors import NotFound
 from domain.indexes import ContentIndex
+from infra.geocoding import usable_position
 
 if TYPE_CHECKING:
     from commands.application import Darkroom
@@ -54,7 +55,7 @@ class AssetCommands:
                 index: ContentIndex | None = self.repository.get(index_id)
             except AggregateNotFoundError:
                 index = None
-            if index is not None:
+            if index is not None and index.asset_id is not None:  # None: its asset was purged
                 existing: Asset = self.repository.get(index.asset_id)
                 if not existing.is_deleted:
                     first = next(iter(existing.tasks.values()), {}).get("job_id")
@@ -128,9 +129,22 @@ class AssetCommands:
         )
 
     def update_metadata(self: Darkroom, user_id: int, asset_id: UUID, changes: dict[str, Any]) -> int:
-        return self._change_asset(
-            user_id, asset_id, lambda a: a.update_metadata(changes), commutative=False
-        )
+        def change(asset: Asset) -> None:
+            asset.update_metadata(changes)
+            if "gps_latitude" in changes or "gps_longitude" in changes:
+                self.locate(asset)
+
+        return self._change_asset(user_id, asset_id, change, commutative=False)
+
+    def locate(self: Darkroom, asset: Asset) -> None:
+        """Name the asset's place from its GPS position (offline reverse geocoding), as a
+        `Located` event when position or place changed. Without a geocoder, the position only."""
+        position = usable_position(*asset.gps_position())
+        if position is None:
+            asset.locate(None, None, None)
+            return
+        place = self.geocoder.place(*position) if self.geocoder is not None else None
+        asset.locate(position[0], position[1], place)
 
     def delete_asset(self: Darkroom, user_id: int, asset_id: UUID, album_ids: Iterable[int] = ()) -> int:
         """Soft-delete, and take the asset out of the given albums in the same save, so album
@@ -141,16 +155,20 @@ class AssetCommands:
         def attempt() -> int:
             now = self.now()
             asset = self.get_asset_for(user_id, asset_id)
-            asset.delete(now)
-            albums = []
+            asset.check_not_deleted()
+            albums, places = [], []
             for album_id in album_ids:
                 try:
                     album = self.get_album_for(user_id, album_id)
                 except NotFound:
                     continue
                 if str(asset_id) in album.asset_ids:
+                    # Remembered on the asset: a restore puts it back at this position.
+                    places.append({"album_id": album.album_id,
+                                   "position": album.asset_ids.index(str(asset_id))})
                     album.remove_asset(str(asset_id), at=now)
                     albums.append(album)
+            asset.delete(now, places)
             return self.save_and_position(asset, *albums)
 
         return retry_on_conflict(attempt)

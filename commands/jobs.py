@@ -124,8 +124,12 @@ class JobCommands:
             asset: Asset = self.repository.get(UUID(job.asset_id))
             job.complete(at=self.now())
             _record_result(asset, job.queue, result)
+            extra = []
+            if job.queue == "metadata_asset" and not getattr(asset, "is_purged", False):
+                self.locate(asset)
+                extra = self.same_shot_changes(asset)  # a RAW and its JPEG stack
             asset.record_task(queue=job.queue, job_id=job.job_id, state=job.state)
-            self.save(job, asset)
+            self.save(job, asset, *extra)
             return True
 
         return retry_on_conflict(attempt)
@@ -200,6 +204,8 @@ class JobCommands:
 
 
 def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
+    if getattr(asset, "is_purged", False):
+        return  # purged while the job ran: nothing of it may come back (the worker removes its files)
     if queue in OPTIONAL_TASKS and asset.is_deleted:
         # A job that was running when its asset was deleted: its faces, text or vector would
         # bring the asset back into people and search read models.
@@ -212,6 +218,10 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         )
     elif queue == "thumbnail_asset":
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
+        fingerprint = result.get("fingerprint")
+        if isinstance(fingerprint, dict) and isinstance(fingerprint.get("grey16"), str) \
+                and len(fingerprint["grey16"]) == 512:
+            asset.record_fingerprint(algorithm=str(fingerprint.get("algorithm")), grey16=fingerprint["grey16"])
     elif queue in OPTIONAL_TASKS and "skipped" in result:
         asset.record_enrichment_skipped(task=queue, reason=str(result["skipped"]))
     elif queue == "process_clip":

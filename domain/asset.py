@@ -147,6 +147,13 @@ class Asset(Aggregate):
         self.specific_metadata: dict[str, Any] = {}
         self.is_deleted = False
         self.deleted_at: datetime | None = None
+        self.trashed_from: list[dict[str, int]] = []  # albums left when trashed
+        self.is_purged = False
+        self.files_removed = False
+        self.latitude: float | None = None
+        self.longitude: float | None = None
+        self.place: dict[str, Any] | None = None
+        self.stack_id: UUID | None = None
         self.tasks: dict[str, dict[str, Any]] = {}
         self.extracted: dict[str, Any] = {}
         self.thumbnails: dict[str, Any] = {}
@@ -157,13 +164,19 @@ class Asset(Aggregate):
     # -- rules ---------------------------------------------------------------------------------
 
     def check_owner(self, user_id: int) -> None:
-        """Another user's asset does not exist for this user."""
+        """Another user's asset, or a purged one, does not exist for this user."""
         if self.owner_id != user_id:
             raise NotFound(f"asset {self.id} not found")
+        self.check_not_purged()
 
     def check_not_deleted(self) -> None:
         if self.is_deleted:
             raise Conflict(f"asset {self.id} is deleted")
+
+    def check_not_purged(self) -> None:
+        """A purged asset no longer exists for anyone."""
+        if getattr(self, "is_purged", False):
+            raise NotFound(f"asset {self.id} not found")
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -224,16 +237,111 @@ class Asset(Aggregate):
         if "description" in changes:
             self.description = changes["description"]
 
-    def delete(self, at: datetime) -> None:
+    def delete(self, at: datetime, albums: list[dict[str, int]] | None = None) -> None:
+        """Move to the trash; `albums` are the albums it leaves, `{album_id, position}` each,
+        so a restore can put it back where it was."""
         self.check_not_deleted()
-        self._delete(at=at)
+        self._delete(at=at, albums=list(albums or []))
 
-    @event("Deleted")
-    def _delete(self, at: datetime) -> None:
-        """Soft delete: the asset leaves every listing; its file is kept."""
+    class Deleted(Aggregate.Event):
+        """Moved to the trash: the asset leaves every listing; its file is kept. `albums` names
+        the albums it left and its position in each (`{album_id, position}`); events recorded
+        before the trash existed (version 1) have none."""
+
+        at: datetime
+        albums: list[dict[str, int]]
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["albums"] = []
+
+    @event(Deleted)
+    def _delete(self, at: datetime, albums: list[dict[str, int]]) -> None:
         self.is_deleted = True
         self.deleted_at = at
+        self.trashed_from = list(albums)
 
+    def restore(self, at: datetime) -> list[dict[str, int]]:
+        """Take the asset out of the trash; answers the albums it left (for the caller to put it
+        back). Only a trashed asset can be restored (409 otherwise)."""
+        self.check_not_purged()
+        if not self.is_deleted:
+            raise Conflict(f"asset {self.id} is not in the trash")
+        albums = list(getattr(self, "trashed_from", []))
+        self._restore(at=at)
+        return albums
+
+    @event("Restored")
+    def _restore(self, at: datetime) -> None:
+        """Taken out of the trash: back in listings (album memberships are album events)."""
+        self.is_deleted = False
+        self.deleted_at = None
+        self.trashed_from = []
+
+    def purge(self, at: datetime) -> None:
+        """Delete for good: only from the trash (409 otherwise)."""
+        self.check_not_purged()
+        if not self.is_deleted:
+            raise Conflict(f"asset {self.id} is not in the trash")
+        self._purge(at=at, owner_id=self.owner_id, repository_id=self.repository_id,
+                    storage_path=self.storage_path, content_hash=self.content_hash,
+                    file_size=self.file_size)
+
+    @event("Purged")
+    def _purge(self, at: datetime, owner_id: int, repository_id: str, storage_path: str,
+               content_hash: str, file_size: int) -> None:
+        """Deleted for good: the asset answers 404 everywhere from now on. Its files are removed
+        after this event (`FilesRemoved`); the event names them so that a removal cut short by a
+        crash is finished by the sweeper. The log keeps the fact, never the bytes."""
+        self.is_purged = True
+
+    @event("FilesRemoved")
+    def record_files_removed(self, bytes_freed: int, original_removed: bool) -> None:
+        """The purged asset's files left the disk: its derived files, and its original unless
+        another asset still references the same file (`original_removed` false then)."""
+        self.files_removed = True
+
+
+    def locate(self, latitude: float | None, longitude: float | None, place: dict[str, Any] | None) -> None:
+        """Record the asset's GPS position and its place, when they changed."""
+        if (latitude, longitude, place) != (self.latitude, self.longitude, self.place):
+            self._locate(latitude=latitude, longitude=longitude, place=place)
+
+    @event("Located")
+    def _locate(self, latitude: float | None, longitude: float | None, place: dict[str, Any] | None) -> None:
+        """Where the asset was taken: its GPS position (null: none usable) and the place that
+        offline reverse geocoding named for it, `{city, region, country, country_code}` (null:
+        no position, or nowhere near a town)."""
+        self.latitude = latitude
+        self.longitude = longitude
+        self.place = place
+
+    def join_stack(self, stack_id: UUID) -> None:
+        """Become a member of a stack; an asset is in one stack at most (409 otherwise)."""
+        if self.stack_id is not None and self.stack_id != stack_id:
+            raise Conflict(f"asset {self.id} is already in stack {self.stack_id}")
+        if self.stack_id is None:
+            self._join_stack(stack_id=stack_id)
+
+    @event("Stacked")
+    def _join_stack(self, stack_id: UUID) -> None:
+        """The asset joined a stack (saved with the stack's own event)."""
+        self.stack_id = stack_id
+
+    def leave_stack(self, stack_id: UUID) -> None:
+        if self.stack_id == stack_id:
+            self._leave_stack(stack_id=stack_id)
+
+    @event("Unstacked")
+    def _leave_stack(self, stack_id: UUID) -> None:
+        """The asset's stack was taken apart."""
+        self.stack_id = None
+
+    def gps_position(self) -> tuple[Any, Any]:
+        """The GPS position the file says, unless the owner's metadata says otherwise."""
+        merged = {**self.extracted.get("specific_metadata", {}), **self.specific_metadata}
+        return merged.get("gps_latitude"), merged.get("gps_longitude")
 
     # -- processing results (recorded by the completion commands) ------------------------------
 
@@ -262,6 +370,12 @@ class Asset(Aggregate):
     def record_thumbnails(self, thumbnails: dict[str, Any]) -> None:
         """Thumbnails were made: size name -> {path (under derived/), width, height, mime_type}."""
         self.thumbnails = thumbnails
+
+    @event("FingerprintRecorded")
+    def record_fingerprint(self, algorithm: str, grey16: str) -> None:
+        """A perceptual fingerprint of the photo (`grey16`: 16x16 grey levels as hex) that
+        near-duplicate grouping compares; a newer one replaces the old."""
+        self.fingerprint = algorithm
 
     @event("WebVersionGenerated")
     def record_web_version(self, kind: str, info: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ class ContentIndex(Aggregate):
         return content_key(owner_id, content_hash)
 
     @event("Indexed")
-    def __init__(self, owner_id: int, content_hash: str, asset_id: UUID) -> None:
+    def __init__(self, owner_id: int, content_hash: str, asset_id: UUID | None) -> None:
         self.owner_id = owner_id
         self.content_hash = content_hash
         self.asset_id = asset_id
@@ -77,3 +77,9 @@ class ContentIndex(Aggregate):
     def reassign(self, asset_id: UUID) -> None:
         """The old asset with this content was deleted; a new upload now owns the content."""
         self.asset_id = asset_id
+
+    @event("Released")
+    def release(self) -> None:
+        """The asset holding this content was purged: no asset of the owner holds it now.
+        Saved with the purge, so an upload racing it conflicts and retries."""
+        self.asset_id = None  # type: ignore[assignment]

@@ -42,6 +42,7 @@ class Services:
     search: Any = None  # infra.search.SearchService: filters, filename and semantic search
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
+    trash_sweeper: Any = None  # processors.purge.TrashSweeper: expired trash, cut-short purges
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -126,6 +127,10 @@ class Services:
         self.daemon.start()
         if self.search is not None:  # its own thread: a slow Elasticsearch never holds up the read models
             self.search.start_following()
+        from processors.purge import TrashSweeper
+
+        self.trash_sweeper = TrashSweeper(self)
+        self.trash_sweeper.start()
 
     def close(self) -> None:
         if self.closed:
@@ -135,6 +140,8 @@ class Services:
             self.worker.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.trash_sweeper is not None:
+            self.trash_sweeper.stop()
         if self.relay is not None:
             self.relay.stop()
         if self.bus is not None:
@@ -168,6 +175,9 @@ def bootstrap(settings: Settings) -> Services:
     from processors.ml import enabled_tasks
 
     app.enrichment_tasks = enabled_tasks(settings)  # ML tasks with a model: uploads enqueue them
+    from infra.geocoding import ReverseGeocoder
+
+    app.geocoder = ReverseGeocoder()  # offline; loads its data on first use
     from infra.embedding import load_embedder
     from infra.search import SearchService
 

@@ -73,6 +73,10 @@ class Settings:
     model_caption: str = ""
     ml_device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
     ml_batch_size: int = 8
+    # Trash: trashed assets are purged this many days after their deletion; the sweeper that
+    # does it (and finishes purges cut short by a crash) looks every so many seconds.
+    trash_days: float = 30.0
+    trash_sweep_seconds: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import errno
 import json
 import os
 import shutil
+import threading
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +61,14 @@ class Storage:
         self.staging.mkdir(parents=True, exist_ok=True)
         for path in self.repositories.values():
             (path / "originals").mkdir(parents=True, exist_ok=True)
+        # Striped locks per file: an upload keeping a file and recording its asset, and a purge
+        # deciding whether to remove that file, never interleave (in this process).
+        self._file_locks = [threading.Lock() for _ in range(64)]
+
+    def file_lock(self, repository_id: str, relative_path: str) -> threading.Lock:
+        """The lock of one stored file (see `processors.purge`)."""
+        key = f"{repository_id}/{relative_path}".encode()
+        return self._file_locks[zlib.crc32(key) % len(self._file_locks)]
 
     def repository(self, repository_id: str | None) -> str:
         """The id of the repository to use; an unknown one is a 400."""
@@ -89,14 +99,22 @@ class Storage:
     def relative_original_path(self, owner_id: int, content_hash: str, extension: str) -> str:
         return f"originals/{owner_id}/{content_hash[:2]}/{content_hash}{extension}"
 
-    def keep(self, staged: StagedFile, repository_id: str, relative_path: str) -> None:
-        """Move a staged file into its repository (durably) before any event names it."""
+    def keep(self, staged: StagedFile, repository_id: str, relative_path: str, retain: bool = False) -> None:
+        """Move a staged file into its repository (durably) before any event names it. With
+        `retain`, the staged file stays too (a hard link, or a copy across filesystems), so the
+        caller can put the file back should a purge remove it before the asset is recorded
+        (`ensure_kept`); the caller discards the staged file afterwards."""
         target = self.repositories[repository_id] / relative_path
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(staged.path, "rb") as f:
             os.fsync(f.fileno())
         try:
-            os.replace(staged.path, target)
+            if retain:
+                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+                os.link(staged.path, tmp)
+                os.replace(tmp, target)
+            else:
+                os.replace(staged.path, target)
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -107,13 +125,27 @@ class Storage:
                 dst.flush()
                 os.fsync(dst.fileno())
             os.replace(tmp, target)
-            staged.path.unlink(missing_ok=True)
+            if not retain:
+                staged.path.unlink(missing_ok=True)
         # The rename itself must survive a power cut before an event names the file.
         fd = os.open(target.parent, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def ensure_kept(self, staged: StagedFile, repository_id: str, relative_path: str) -> bool:
+        """After the asset naming a kept file was recorded: put the file back if a purge of
+        another asset with the same file removed it meanwhile (True then). See processors.purge."""
+        if self.path_of(repository_id, relative_path).exists():
+            return False
+        self.keep(staged, repository_id, relative_path, retain=True)
+        return True
+
+    def tombstone(self, repository_id: str, relative_path: str) -> Path:
+        """Where a purge moves a file while it decides (see processors.purge)."""
+        target = self.path_of(repository_id, relative_path)
+        return target.with_name(f".{target.name}.purging")
 
     def discard(self, staged: StagedFile) -> None:
         staged.path.unlink(missing_ok=True)

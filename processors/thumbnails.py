@@ -108,7 +108,13 @@ def make_thumbnails(job: JobInput) -> dict[str, Any]:
             renditions = _from_image(_pdf_first_page(path))
         else:
             raise UnprocessableMedia(f"no thumbnails for asset type {job.asset_type!r}")
-        return {"thumbnails": _write_all(job, renditions)}
+        thumbnails = _write_all(job, renditions)
+        result: dict[str, Any] = {"thumbnails": thumbnails}
+        if job.asset_type == "PHOTO":  # for near-duplicates: made from the small rendition
+            from processors.fingerprint import fingerprint_file
+
+            result["fingerprint"] = fingerprint_file(Path(job.derived_root) / thumbnails["small"]["path"])
+        return result
 
 
 # --- writing ---------------------------------------------------------------------------------

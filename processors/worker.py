@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
 import socket
 import threading
 import time
@@ -276,9 +277,9 @@ class Worker:
         except Exception as exc:  # the processor raised: the attempt fails, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
         else:
-            if app.complete_job(ticket.job_id, ticket.attempt, result):
-                return "completed"
-            return "stale"
+            done = app.complete_job(ticket.job_id, ticket.attempt, result)
+            self._forget_if_purged(ticket.asset_id, job.derived_dir)
+            return "completed" if done else "stale"
         finally:
             with self._busy_lock:
                 self._running.pop(future, None)
@@ -286,6 +287,17 @@ class Worker:
             error = f"released: worker {self.worker_id} shut down before {ticket.queue} finished"
         log.info("job %s (%s) attempt %s failed: %s", ticket.job_id, ticket.queue, ticket.attempt, error)
         return app.fail_job(ticket.job_id, ticket.attempt, error) or "stale"
+
+    def _forget_if_purged(self, asset_id: str, derived_dir: Any) -> None:
+        """A job that ran while its asset was purged may have written derived files after the
+        purge removed them: remove them again (the purge ledger knows the asset)."""
+        from projections.trash import PurgeLedger
+
+        try:
+            if PurgeLedger(self.services.db).get(asset_id) is not None:
+                shutil.rmtree(derived_dir, ignore_errors=True)
+        except Exception:  # the read model away: the files stay until the asset is looked at again
+            log.warning("job of asset %s: could not check for a purge", asset_id, exc_info=True)
 
     # -- rescue --------------------------------------------------------------------------------
 

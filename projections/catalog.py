@@ -9,9 +9,10 @@ from typing import Any
 from domain.asset import status_of
 from domain.camera import clean_lens, lens_key, normalise_make
 from infra import json_codec
+from domain.stack import base_name
 from infra.database import Database, Row, Transaction
 from infra.media_types import RAW_MIME_TYPES
-from projections.base import Projection, rows_in, handles, to_json, ts, upsert
+from projections.base import Projection, delete_in, handles, rows_in, to_json, ts, upsert
 from projections.queries import AssetFilter, filename_condition, filter_conditions, taken_instant
 
 CATALOG_COLUMNS = (
@@ -19,23 +20,26 @@ CATALOG_COLUMNS = (
     "duration, taken_time, upload_time, sort_time, rating, liked, description, repository_id, "
     "storage_path, is_deleted, deleted_at, status, specific_metadata, version, taken_local, "
     "metadata_overrides, extracted_metadata, thumbnails, web, camera_make, lens_model, lens_key, "
-    "is_raw, filename_lower, taken_utc, enrichments"
+    "is_raw, filename_lower, taken_utc, enrichments, latitude, longitude, place, country_code, city_key, "
+    "taken_monthday, base_name"
 )
 _JSON_COLUMNS = frozenset({"specific_metadata", "metadata_overrides", "extracted_metadata", "thumbnails", "web",
-                           "enrichments"})
+                           "enrichments", "place"})
 _COLUMN_LIST = CATALOG_COLUMNS.split(", ")
 # What `asset_from_row` reads: listings fetch only these (a third of a row's bytes stay behind).
 ASSET_COLUMNS = (
     "asset_id, owner_id, type, original_filename, mime_type, file_size, hash, width, height, "
     "duration, taken_time, upload_time, rating, liked, description, repository_id, storage_path, "
-    "is_deleted, deleted_at, status, specific_metadata"
+    "is_deleted, deleted_at, status, specific_metadata, place"
 )
 
 
 class CatalogProjection(Projection):
     name = "catalog"
     tables = ("catalog_assets",)
-    schema_version = 2  # 2: ML enrichments (embedding, species, OCR, faces, caption)
+    # 2: ML enrichments (embedding, species, OCR, faces, caption); 3: trash (restore, purge),
+    # places (position, place), memories (month and day taken), stacks (base name)
+    schema_version = 3
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("catalog_assets")
@@ -75,7 +79,14 @@ class CatalogProjection(Projection):
                 is_raw BIGINT NOT NULL DEFAULT 0,
                 filename_lower TEXT NOT NULL,
                 taken_utc TEXT,
-                enrichments TEXT NOT NULL DEFAULT '{{}}'
+                enrichments TEXT NOT NULL DEFAULT '{{}}',
+                latitude DOUBLE PRECISION,
+                longitude DOUBLE PRECISION,
+                place TEXT NOT NULL DEFAULT 'null',
+                country_code TEXT,
+                city_key TEXT,
+                taken_monthday TEXT,
+                base_name TEXT NOT NULL DEFAULT ''
             )"""
         )
 
@@ -92,6 +103,16 @@ class CatalogProjection(Projection):
                 f"ON {table} (owner_id, is_deleted, {column}, sort_time)"
             )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'owner_hash')} ON {table} (owner_id, hash)")
+        # The trash, newest deletion first; and who still references a file (before a purge).
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'trash')} ON {table} (owner_id, is_deleted, deleted_at)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'file')} ON {table} (repository_id, storage_path)")
+        # Places, the map (a bounding box on latitude first), memories, RAW+JPEG pairs.
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'place')} "
+                   f"ON {table} (owner_id, is_deleted, country_code, city_key)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'latitude')} ON {table} (owner_id, is_deleted, latitude)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'monthday')} "
+                   f"ON {table} (owner_id, is_deleted, taken_monthday)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'base_name')} ON {table} (owner_id, base_name)")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("catalog_assets")
@@ -105,8 +126,11 @@ class CatalogProjection(Projection):
     def save(self, tx: Transaction, states: dict[str, Any]) -> None:
         upsert(tx, self.t("catalog_assets"), _COLUMN_LIST, "asset_id", [
             tuple(to_json(row[c]) if c in _JSON_COLUMNS else row[c] for c in _COLUMN_LIST)
-            for _, row in sorted(states.items())
+            for _, row in sorted(states.items()) if not row.get("_purged")
         ])
+        # A purged asset leaves the catalog: every read by id answers 404 from then on.
+        delete_in(tx, self.t("catalog_assets"), "asset_id",
+                  [key for key, row in states.items() if row.get("_purged")])
 
     @handles("Asset.Uploaded")
     def uploaded(self, row: Row | None, e: Any) -> Row:
@@ -124,6 +148,8 @@ class CatalogProjection(Projection):
             "camera_make": None, "lens_model": None, "lens_key": None,
             "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0,
             "filename_lower": e.original_filename.lower(), "taken_utc": None, "enrichments": {},
+            "latitude": None, "longitude": None, "place": None, "country_code": None, "city_key": None,
+            "taken_monthday": None, "base_name": base_name(e.original_filename),
         }
 
     @staticmethod
@@ -176,8 +202,15 @@ class CatalogProjection(Projection):
         return self._stamp(
             row, e, width=e.width, height=e.height, duration=e.duration, taken_time=e.taken_time,
             taken_local=e.taken_time_local, sort_time=taken or row["upload_time"],
-            taken_utc=taken_instant(e.taken_time),
+            taken_utc=taken_instant(e.taken_time), taken_monthday=monthday(e.taken_time_local),
         )
+
+    @handles("Asset.Located")
+    def located(self, row: Row | None, e: Any) -> Row | None:
+        place = dict(e.place) if e.place else None
+        return self._stamp(row, e, latitude=e.latitude, longitude=e.longitude, place=place,
+                           country_code=place["country_code"] if place else None,
+                           city_key=city_key(place["city"]) if place else None)
 
     @handles("Asset.TaskStateChanged")
     def task_state_changed(self, row: Row | None, e: Any) -> Row | None:
@@ -243,9 +276,29 @@ class CatalogProjection(Projection):
     def deleted(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))
 
+    @handles("Asset.Restored")
+    def restored(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, is_deleted=0, deleted_at=None)
+
+    @handles("Asset.Purged")
+    def purged(self, row: Row | None, e: Any) -> Row | None:
+        return self._stamp(row, e, _purged=True)
+
 
 TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr": "process_ocr",
                 "faces": "process_face", "caption": "process_caption"}
+
+
+def city_key(city: str | None) -> str | None:
+    """Cities are matched case-insensitively."""
+    return city.casefold() if city else None
+
+
+def monthday(taken_local: str | None) -> str | None:
+    """`MM-DD` of a wall-clock taken time (`2011-01-13T14:33:39`), for memories."""
+    if not taken_local or len(taken_local) < 10 or taken_local[4] != "-" or taken_local[7] != "-":
+        return None
+    return taken_local[5:10]
 
 
 def sortable_time(value: str | None) -> str | None:
@@ -292,6 +345,7 @@ def asset_from_row(row: Row) -> dict[str, Any]:
         "deleted_at": row["deleted_at"],
         "status": json_codec.loads(row["status"]),
         "specific_metadata": metadata,
+        "place": json_codec.loads(row["place"]) if isinstance(row["place"], str) else row["place"],
     }
 
 
@@ -395,3 +449,32 @@ class Catalog:
                     (*params, limit, offset),
                 )
         return [asset_from_row(r) for r in rows], total
+
+    def trash(self, owner_id: int, limit: int = 20, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of the owner's trash, most recently deleted first, and its size."""
+        with self.db.reader() as tx:
+            counted = tx.fetchone(
+                "SELECT COUNT(*) AS n FROM catalog_assets WHERE owner_id = ? AND is_deleted = 1", (owner_id,))
+            rows = tx.fetchall(
+                f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? AND is_deleted = 1 "
+                "ORDER BY deleted_at DESC, asset_id DESC LIMIT ? OFFSET ?", (owner_id, limit, offset))
+        return [asset_from_row(r) for r in rows], int(counted["n"]) if counted else 0
+
+    def trashed_ids(self, owner_id: int | None = None, deleted_before: str | None = None) -> list[str]:
+        """Ids of trashed assets: one owner's, or everyone's deleted before a UTC timestamp."""
+        where, params = ["is_deleted = 1"], []
+        if owner_id is not None:
+            where.append("owner_id = ?")
+            params.append(owner_id)
+        if deleted_before is not None:
+            where.append("deleted_at < ?")
+            params.append(deleted_before)
+        rows = self.db.query(f"SELECT asset_id FROM catalog_assets WHERE {' AND '.join(where)} "
+                             "ORDER BY deleted_at, asset_id", params)
+        return [r["asset_id"] for r in rows]
+
+    def references(self, repository_id: str, storage_path: str) -> list[str]:
+        """The (unpurged) assets whose original is this file."""
+        rows = self.db.query("SELECT asset_id FROM catalog_assets WHERE repository_id = ? AND storage_path = ?",
+                             (repository_id, storage_path))
+        return [r["asset_id"] for r in rows]

@@ -24,6 +24,7 @@ _FIELDS = ("camera_make", "lens_model")
 class FacetsProjection(Projection):
     name = "facets"
     tables = ("facet_values",)
+    schema_version = 2  # 2: restored assets count again
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("facet_values")
@@ -99,6 +100,12 @@ class FacetsProjection(Projection):
     def deleted(self, state: Any, e: Any) -> Any:
         if state is not None:
             state["is_deleted"] = 1
+        return state
+
+    @handles("Asset.Restored")
+    def restored(self, state: Any, e: Any) -> Any:
+        if state is not None:
+            state["is_deleted"] = 0
         return state
 
 

@@ -20,11 +20,17 @@ to one owner and pages. Semantics, decided here once:
 - camera_make: compared on the normalised make (`domain.camera.normalise_make` of both sides).
 - lens: the whole lens name, case-insensitively (the values `GET /assets/filter-options`
   returns select exactly their assets; a substring would also select longer names).
+- country_code, city: the asset's `place` (offline reverse geocoding of its GPS position); the
+  city case-insensitively, as `GET /places` lists it.
+- near: great-circle distance from a point, at most `radius_km`; assets without a position
+  never match.
+- collapse_stacks: an asset in a stack matches only if it is the stack's primary.
 """
 
 from __future__ import annotations
 
 import re
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -50,6 +56,59 @@ class AssetFilter:
     taken_to: str | None = None  # inclusive upper bound, `instant_text` form
     camera_make: str | None = None
     lens: str | None = None
+    country_code: str | None = None  # ISO 3166-1 alpha-2, any case
+    city: str | None = None  # the city of `place`, case-insensitively
+    near: Near | None = None
+    collapse_stacks: bool = False  # only each stack's primary (and unstacked assets)
+
+
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass(frozen=True)
+class Near:
+    """Within `radius_km` (great-circle) of a point."""
+
+    lat: float
+    lon: float
+    radius_km: float
+
+    def box(self) -> tuple[float, float, list[tuple[float, float]]]:
+        """A bounding box: latitude bounds, and one or two longitude ranges (two when it crosses
+        the antimeridian; the whole circle near a pole)."""
+        dlat = math.degrees(self.radius_km / EARTH_RADIUS_KM)
+        south, north = max(-90.0, self.lat - dlat), min(90.0, self.lat + dlat)
+        if north >= 90.0 or south <= -90.0:
+            return south, north, [(-180.0, 180.0)]
+        # The widest longitude span of the circle (at the latitude where it touches its bounds).
+        ratio = math.sin(self.radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(self.lat))
+        dlon = 180.0 if ratio >= 1 else math.degrees(math.asin(ratio))
+        west, east = self.lon - dlon, self.lon + dlon
+        if dlon >= 180.0:
+            return south, north, [(-180.0, 180.0)]
+        if west < -180.0:
+            return south, north, [(west + 360.0, 180.0), (-180.0, east)]
+        if east > 180.0:
+            return south, north, [(west, 180.0), (-180.0, east - 360.0)]
+        return south, north, [(west, east)]
+
+    def haversine_bound(self) -> float:
+        """hav(d / R) <= this  <=>  distance <= radius (for a radius up to half the Earth)."""
+        half = min(self.radius_km / EARTH_RADIUS_KM, math.pi) / 2
+        return math.sin(half) ** 2
+
+
+def near_condition(near: Near) -> tuple[str, list[Any]]:
+    """A bounding box on the indexed latitude and longitude first, then the exact great-circle
+    distance (haversine, compared without asin so both databases compute it the same way)."""
+    south, north, spans = near.box()
+    lon_sql = " OR ".join("longitude BETWEEN ? AND ?" for _ in spans)
+    params: list[Any] = [south, north, *[v for span in spans for v in span]]
+    haversine = ("(sin(radians(latitude - ?) / 2) * sin(radians(latitude - ?) / 2) + "
+                 "cos(radians(?)) * cos(radians(latitude)) * "
+                 "sin(radians(longitude - ?) / 2) * sin(radians(longitude - ?) / 2)) <= ?")
+    params += [near.lat, near.lat, near.lat, near.lon, near.lon, near.haversine_bound()]
+    return f"latitude BETWEEN ? AND ? AND ({lon_sql}) AND {haversine}", params
 
 
 # -- taken times ---------------------------------------------------------------------------
@@ -329,4 +388,14 @@ def filter_conditions(f: AssetFilter, dialect: str) -> tuple[list[str], list[Any
             add("1 = 0")
         else:
             add("lens_key = ?", key)
+    if f.country_code is not None:
+        add("country_code = ?", f.country_code.upper())
+    if f.city is not None:
+        add("city_key = ?", f.city.casefold())
+    if f.near is not None:
+        sql, values = near_condition(f.near)
+        add(sql, *values)
+    if f.collapse_stacks:
+        # Stack members other than the primary are hidden (the stacks read model knows them).
+        add("asset_id NOT IN (SELECT asset_id FROM stack_members WHERE is_primary = 0)")
     return where, params

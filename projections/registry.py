@@ -5,10 +5,13 @@ from __future__ import annotations
 from projections.albums import AlbumsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
+from projections.duplicates import DuplicatesProjection
 from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
+from projections.stacks import StacksProjection
+from projections.trash import TrashProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
@@ -17,4 +20,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
     FacetsProjection.name: FacetsProjection,
     PeopleProjection.name: PeopleProjection,
     SearchIndexProjection.name: SearchIndexProjection,
+    TrashProjection.name: TrashProjection,
+    StacksProjection.name: StacksProjection,
+    DuplicatesProjection.name: DuplicatesProjection,
 }

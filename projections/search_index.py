@@ -34,14 +34,15 @@ from infra.database import Transaction
 from infra.embedding import normalise
 from infra.media_types import RAW_MIME_TYPES
 from projections.base import Projection, delete_in, rows_in, handles, ts, upsert
-from projections.catalog import sortable_time
+from projections.catalog import city_key, sortable_time
 from projections.queries import taken_instant
 
 DOCUMENT_COLUMNS = [
     "asset_id", "doc_id", "seq", "version", "owner_id", "type", "repository_id", "is_raw", "rating",
     "liked", "is_deleted", "original_filename", "filename_lower", "filename_reversed", "upload_time",
     "sort_time", "taken_utc", "camera_make", "lens_model", "lens_key", "description", "ocr_text",
-    "caption", "embedding_model", "embedding", "sources",
+    "caption", "embedding_model", "embedding", "sources", "latitude", "longitude", "country_code",
+    "city_key", "place_text",
 ]
 _JSON = frozenset({"sources"})
 _TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
@@ -82,7 +83,9 @@ def doc_id_of(asset_id: str) -> int:
 class SearchIndexProjection(Projection):
     name = "search_index"
     tables = ("search_documents", "search_generation", "search_text")
-    schema_version = 3  # 2: an index per filter column; 3: vectors as float32 bytes
+    # 2: an index per filter column; 3: vectors as float32 bytes; 4: trash (restore, purge),
+    # places (position, country, city)
+    schema_version = 4
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -113,7 +116,12 @@ class SearchIndexProjection(Projection):
                 caption TEXT,
                 embedding_model TEXT,
                 embedding {"BYTEA" if tx.dialect == "postgres" else "BLOB"},
-                sources TEXT NOT NULL
+                sources TEXT NOT NULL,
+                latitude DOUBLE PRECISION,
+                longitude DOUBLE PRECISION,
+                country_code TEXT,
+                city_key TEXT,
+                place_text TEXT
             )"""
         )
         tx.execute(f"CREATE TABLE {self.t('search_generation')} (generation TEXT NOT NULL)")
@@ -143,6 +151,9 @@ class SearchIndexProjection(Projection):
         for column in ("camera_make", "lens_key", "rating", "liked", "type", "taken_utc"):
             tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
                        f"ON {table} (owner_id, is_deleted, {column}, sort_time)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'place')} "
+                   f"ON {table} (owner_id, is_deleted, country_code, city_key)")
+        tx.execute(f"CREATE INDEX {self.index_name(table, 'latitude')} ON {table} (owner_id, is_deleted, latitude)")
         # Prefix and suffix searches are range scans on these.
         for column in ("filename_lower", "filename_reversed"):
             tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
@@ -226,6 +237,8 @@ class SearchIndexProjection(Projection):
             "taken_utc": None, "camera_make": None, "lens_model": None, "lens_key": None,
             "description": None, "ocr_text": None, "caption": None, "embedding_model": None,
             "embedding": None, "sources": {"extracted": {}, "overrides": {}},
+            "latitude": None, "longitude": None, "country_code": None, "city_key": None,
+            "place_text": None,
         }
 
     @handles("Asset.RatingChanged")
@@ -274,9 +287,29 @@ class SearchIndexProjection(Projection):
             return self._stamp(doc, e, embedding_model=None, embedding=None)
         return self._stamp(doc, e, embedding_model=e.model, embedding=vector)
 
+    @handles("Asset.Located")
+    def located(self, doc: Any, e: Any) -> Any:
+        place = e.place or None
+        text = ", ".join(v for v in (place.get("city"), place.get("region"), place.get("country")) if v) \
+            if place else None
+        return self._stamp(doc, e, latitude=e.latitude, longitude=e.longitude,
+                           country_code=place["country_code"] if place else None,
+                           city_key=city_key(place["city"]) if place else None, place_text=text or None)
+
     @handles("Asset.Deleted")
     def deleted(self, doc: Any, e: Any) -> Any:
         return self._stamp(doc, e, is_deleted=1)
+
+    @handles("Asset.Restored")
+    def restored(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, is_deleted=0)
+
+    @handles("Asset.Purged")
+    def purged(self, doc: Any, e: Any) -> Any:
+        # The document stays as a deleted tombstone (the Elasticsearch mirror follows rows), with
+        # nothing of the asset's content left in it.
+        return self._stamp(doc, e, is_deleted=1, description=None, ocr_text=None, caption=None,
+                           embedding_model=None, embedding=None)
 
 
 def generation_of(tx: Transaction) -> str | None:

@@ -64,7 +64,7 @@ def synthetic_assets(services: Services, count: int, owners: tuple[int, ...], se
         if rng.random() < 0.05:
             version += 1
             events.append(Asset.Deleted(originator_id=asset_id, originator_version=version,
-                                        timestamp=upload_time, at=upload_time))
+                                        timestamp=upload_time, at=upload_time, albums=[]))
     projection = CatalogProjection()
     for i in range(0, len(events), 2000):
         with services.db.transaction() as tx:
@@ -80,7 +80,7 @@ def reference_asset(row: dict[str, Any]) -> dict[str, Any]:
             "is_deleted, deleted_at").split(", ")
     asset = {k: row[k] for k in keys}
     asset.update(liked=bool(row["liked"]), is_deleted=bool(row["is_deleted"]),
-                 status=json.loads(row["status"]), specific_metadata=metadata)
+                 status=json.loads(row["status"]), specific_metadata=metadata, place=json.loads(row["place"]))
     return asset
 
 

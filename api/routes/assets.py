@@ -45,6 +45,7 @@ from domain.asset import AssetType, asset_id_from, check_rating
 from domain.errors import InvalidInput, NotFound, TooLarge
 from infra.storage import StagedFile
 from projections.catalog import asset_from_row
+from projections.stacks import Stacks
 
 PAGE = page_params()
 ASSET_ID = asset_id_param()
@@ -248,6 +249,7 @@ async def get_asset(ctx: Ctx) -> web.Response:
     if include_albums:
         asset["albums"] = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
     await _enrichments(ctx, row, asset)
+    asset["stack"] = await ctx.run(Stacks(ctx.services.db).of_asset, ctx.user_id, asset["asset_id"])
     return ok(asset)
 
 

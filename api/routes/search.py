@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     WithJsonSchema,
@@ -29,7 +30,7 @@ from api.models import _ASSET_EXAMPLE, AssetDTO, Body, body_examples, examples
 from api.registry import Ctx, route
 from infra.search import SearchUnavailable
 from projections.facets import Facets
-from projections.queries import AssetFilter, date_bound
+from projections.queries import AssetFilter, Near, date_bound
 
 MAX_LIMIT = 100
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
@@ -97,6 +98,24 @@ class DateRange(Body):
         )
 
 
+Number = StrictInt | StrictFloat
+
+
+class NearFilter(Body):
+    """Within `radius_km` (great-circle distance) of a point; assets without GPS never match."""
+
+    lat: Number = Field(ge=-90, le=90)
+    lon: Number = Field(ge=-180, le=180)
+    radius_km: Number = Field(gt=0, le=20_038, description="more than 0, at most half the Earth's circumference")
+
+    @field_validator("lat", "lon", "radius_km")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("must be a finite number")
+        return float(value)
+
+
 class AssetFilterBody(Body):
     """Every field is optional; the given ones are combined with AND."""
 
@@ -118,6 +137,13 @@ class AssetFilterBody(Body):
         description="the whole lens name, case-insensitively (as listed by /assets/filter-options)",
     )
 
+    country_code: Text | None = Field(default=None, pattern=r"^[A-Za-z]{2}$",
+                                      description="ISO 3166-1 alpha-2 country of the asset's place (any case)")
+    city: Text | None = Field(default=None, min_length=1, max_length=200,
+                              description="the city of the asset's place, case-insensitively (as /places lists it)")
+    near: NearFilter | None = None
+    collapse_stacks: StrictBool | None = Field(default=None, description="true: only each stack's primary")
+
     @field_validator("type", mode="before")
     @classmethod
     def _upper_type(cls, value: Any) -> Any:
@@ -132,6 +158,9 @@ class AssetFilterBody(Body):
             filename_value=self.filename.value if self.filename else None,
             taken_from=taken_from, taken_to=taken_to,
             camera_make=self.camera_make, lens=self.lens,
+            country_code=self.country_code, city=self.city,
+            near=Near(self.near.lat, self.near.lon, self.near.radius_km) if self.near is not None else None,
+            collapse_stacks=bool(self.collapse_stacks),
         )
 
 

@@ -129,6 +129,9 @@ class SearchService:
                filename_contains: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of the owner's assets that pass the filter (and contain `filename_contains` in
         their filename), newest first, and how many pass."""
+        if f.collapse_stacks:  # stack membership lives in SQL only (the stacks read model)
+            hits, total = self.embedded.filter(owner_id, f, limit, offset, filename_contains)
+            return self._assets(owner_id, hits), total
         if self._use_elastic():
             try:
                 answer = self.elastic.filter(owner_id, f, limit, offset, filename_contains)
@@ -157,7 +160,7 @@ class SearchService:
             raise SearchUnavailable(str(exc)) from None
         model = self.embedder.model_id
         answer = None
-        if self._use_elastic():
+        if not f.collapse_stacks and self._use_elastic():
             try:
                 answer = self.elastic.semantic(owner_id, f, vector, model, limit, offset)
             except Exception as exc:

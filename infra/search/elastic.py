@@ -80,6 +80,10 @@ MAPPING: dict[str, Any] = {
         "ocr_text": {"type": "text"},
         "caption": {"type": "text"},
         "embedding_model": KEYWORD,
+        "location": {"type": "geo_point"},
+        "country_code": KEYWORD,
+        "city_key": KEYWORD,
+        "place_text": {"type": "text"},
         # The embedding goes into `vectors.d<dims>`: a dense_vector field per length, mapped on
         # first use by the template below. One field for every vector would take its dims from
         # the first vector indexed and refuse any other length for good (another model, or a
@@ -95,7 +99,7 @@ MAPPING: dict[str, Any] = {
 # An index of ours behind no alias and older than this is a rebuild that never finished.
 LEFTOVER_AGE_SECONDS = 6 * 3600.0
 # In index names: an index made with an older MAPPING is rebuilt, not written to.
-MAPPING_VERSION = 3  # 2: a vector field per length; 3: keywords ignore_above
+MAPPING_VERSION = 4  # 2: a vector field per length; 3: keywords ignore_above; 4: places
 
 
 def vector_field(dimension: int) -> str:
@@ -181,6 +185,13 @@ def filter_clauses(owner_id: int, f: AssetFilter, filename_contains: str | None 
     if f.lens is not None:
         key = lens_key(f.lens)
         out.append({"term": {"lens_key": key}} if key is not None else {"match_none": {}})
+    if f.country_code is not None:
+        out.append({"term": {"country_code": f.country_code.upper()}})
+    if f.city is not None:
+        out.append({"term": {"city_key": f.city.casefold()}})
+    if f.near is not None:
+        out.append({"geo_distance": {"distance": f"{f.near.radius_km}km", "distance_type": "arc",
+                                     "location": {"lat": f.near.lat, "lon": f.near.lon}}})
     return out
 
 
@@ -194,7 +205,10 @@ def document(row: dict[str, Any]) -> dict[str, Any]:
         "camera_make": row["camera_make"], "lens_model": row["lens_model"], "lens_key": row["lens_key"],
         "description": row["description"], "ocr_text": row["ocr_text"], "caption": row["caption"],
         "embedding_model": row["embedding_model"],
+        "country_code": row["country_code"], "city_key": row["city_key"], "place_text": row["place_text"],
     }
+    if row["latitude"] is not None and row["longitude"] is not None:
+        doc["location"] = {"lat": row["latitude"], "lon": row["longitude"]}
     vector = vector_of(row["embedding"])
     if vector is not None:
         doc["vectors"] = {vector_field(len(vector)).split(".", 1)[1]: vector}
