@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -17,6 +17,8 @@ LONG_TEXT = {"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}
 DATE_TIME = {"format": "date-time"}
 UUID = {"format": "uuid"}
 EXAMPLE_ASSET_ID = "6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
+# An asset id in a body: a malformed one is refused (400), so the document says what it is.
+AssetIdStr = Annotated[StrictStr, Field(json_schema_extra=UUID)]
 EXAMPLE_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 EXAMPLE_TIME = "2026-11-28T09:30:00.000000Z"
 

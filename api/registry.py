@@ -12,7 +12,7 @@ import inspect
 import json
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
@@ -61,6 +61,7 @@ class Param:
     format: str | None = None
     pattern: str | None = None
     max_length: int | None = None
+    any_of: tuple[dict[str, Any], ...] = ()  # e.g. a date or a date-time: ({"format": "date"}, ...)
     example: Any = None
 
     def schema(self) -> dict[str, Any]:
@@ -74,6 +75,8 @@ class Param:
             schema.setdefault("maximum", MAX_INT)
         if self.enum:
             schema["enum"] = list(self.enum)
+        if self.any_of:
+            schema["anyOf"] = list(self.any_of)
         return schema
 
     def document(self) -> dict[str, Any]:
@@ -126,6 +129,9 @@ def asset_id_param(name: str = "id") -> Param:
 
 def positive_id_param(name: str, what: str) -> Param:
     return PathParam(name, "integer", f"{what} id (a positive integer)", minimum=1, example=1)
+
+
+DATE_OR_DATE_TIME = ({"format": "date"}, {"format": "date-time"})
 
 
 def page_params(default: int = 20, maximum: int = 100) -> tuple[Param, Param]:

@@ -146,6 +146,13 @@ def _rfc3339(text: str) -> str:
     return _LEAP_SECOND.sub(r"\1:59", text)
 
 
+def calendar_day(text: str) -> date:
+    """A `YYYY-MM-DD` day as RFC 3339 means it (year 0 reads as year 1); ValueError otherwise."""
+    if len(text) != 10:
+        raise ValueError(f"{text!r} is not YYYY-MM-DD")
+    return date.fromisoformat(_rfc3339(text))
+
+
 def date_bound(value: str, *, end: bool) -> str:
     """A `date.from` (end=False) or `date.to` (end=True) as an inclusive bound on `taken_utc`.
     Raises ValueError with a message for the client."""

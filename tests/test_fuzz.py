@@ -31,7 +31,6 @@ import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import blake3
@@ -92,6 +91,10 @@ def _coherent(case: Any) -> None:
         dates = (body.get("filter") or {}).get("date") if isinstance(body.get("filter"), dict) else None
         if isinstance(dates, dict) and dates.get("from") and dates.get("to"):
             del dates["to"]  # `from` must not lie after `to` (else 400); their formats differ too much to sort
+    elif operation_id == "listMapMarkers" and case.query and {"date_from", "date_to"} <= set(case.query):
+        del case.query["date_to"]  # date_from must not lie after date_to (else 400)
+    elif operation_id == "createStack" and body.get("asset_ids"):
+        body["primary_asset_id"] = body["asset_ids"][0]  # the primary is one of the stack's assets (else 400)
     elif operation_id in ("createAlbum", "updateAlbum"):
         body.pop("cover_asset_id", None)  # must name one of the caller's assets (else 400)
 

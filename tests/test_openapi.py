@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from api.registry import PREFIX, ROUTES
-from tests.helpers import API, User, register
+from tests.helpers import API, register
 
 VERBS = ("list", "get", "create", "update", "delete", "upload", "download", "add", "remove", "move",
          "rate", "like", "describe", "reprocess", "filter", "search", "register", "login", "logout",

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import datetime, timezone
 
 from aiohttp import web
 
 from api.envelope import ok
 from api.models_library import MarkerPage, MemoryList, PlacePage
-from api.registry import Ctx, QueryParam, page_params, route
+from api.registry import DATE_OR_DATE_TIME, Ctx, QueryParam, page_params, route
 from domain.errors import InvalidInput
 from projections.places import Places
-from projections.queries import date_bound
+from projections.queries import calendar_day, date_bound
 
 ASSET_TYPES = ("PHOTO", "VIDEO", "AUDIO", "DOCUMENT")
 
@@ -42,9 +42,9 @@ def _date(ctx: Ctx, name: str, end: bool) -> str | None:
            QueryParam("liked", "boolean", "liked ones only (or not liked)"),
            QueryParam("rating", "integer", "this rating only", minimum=0, maximum=5),
            QueryParam("date_from", description="taken on or after (ISO date or datetime)", max_length=64,
-                      example="2020-01-01"),
+                      any_of=DATE_OR_DATE_TIME, example="2020-01-01"),
            QueryParam("date_to", description="taken on or before (an ISO date includes that day)", max_length=64,
-                      example="2020-12-31"),
+                      any_of=DATE_OR_DATE_TIME, example="2020-12-31"),
            *page_params(500, 5000),
        ))
 async def map_markers(ctx: Ctx) -> web.Response:
@@ -66,7 +66,7 @@ async def map_markers(ctx: Ctx) -> web.Response:
 @route("GET", "/memories", operation_id="listMemories", summary="What was taken on this day in earlier years",
        tag="Places", response=MemoryList, params=(
            QueryParam("date", description="the day (YYYY-MM-DD); today (UTC) when absent",
-                      pattern=r"^\d{4}-\d{2}-\d{2}$", example="2026-11-28"),
+                      format="date", max_length=10, example="2026-11-28"),
            QueryParam("limit", "integer", "assets per year (default 20; larger values are lowered to 100)",
                       default=20, minimum=1, maximum=100, clamp=True),
        ))
@@ -76,7 +76,7 @@ async def memories(ctx: Ctx) -> web.Response:
     says it (a photo taken at 23:30 in Tokyo counts on the Tokyo date)."""
     raw = ctx.query_str("date")
     try:
-        day = date.fromisoformat(raw) if raw is not None else datetime.now(timezone.utc).date()
+        day = calendar_day(raw) if raw is not None else datetime.now(timezone.utc).date()
     except ValueError:
         raise InvalidInput(f"date must be a calendar date YYYY-MM-DD, got {raw!r}", "date") from None
     limit = ctx.query_int("limit", 20, 1, 100)

@@ -17,7 +17,6 @@ from pydantic import (
     BaseModel,
     Field,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     WithJsonSchema,
@@ -98,15 +97,14 @@ class DateRange(Body):
         )
 
 
-Number = StrictInt | StrictFloat
-
 
 class NearFilter(Body):
     """Within `radius_km` (great-circle distance) of a point; assets without GPS never match."""
 
-    lat: Number = Field(ge=-90, le=90)
-    lon: Number = Field(ge=-180, le=180)
-    radius_km: Number = Field(gt=0, le=20_038, description="more than 0, at most half the Earth's circumference")
+    lat: float = Field(ge=-90, le=90, allow_inf_nan=False)
+    lon: float = Field(ge=-180, le=180, allow_inf_nan=False)
+    radius_km: float = Field(gt=0, le=20_038, allow_inf_nan=False,
+                             description="more than 0, at most half the Earth's circumference")
 
     @field_validator("lat", "lon", "radius_km")
     @classmethod

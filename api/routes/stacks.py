@@ -41,7 +41,7 @@ async def _stack(ctx: Ctx, stack_id: UUID) -> dict[str, Any]:
 
 
 @route("POST", "/stacks", operation_id="createStack", summary="Stack some assets (shown as one)",
-       tag="Assets", body=StackCreateBody, response=StackDTO, status=201, also=(409,),
+       tag="Assets", body=StackCreateBody, response=StackDTO, status=201, also=(404, 409),
        links=(Link("updateStack", "id", "$response.body#/data/stack_id"),
               Link("deleteStack", "id", "$response.body#/data/stack_id")))
 async def create_stack(ctx: Ctx) -> web.Response:

@@ -48,7 +48,7 @@ async def list_trash(ctx: Ctx) -> web.Response:
 
 
 @route("POST", "/trash/restore", operation_id="restoreTrash", summary="Restore assets from the trash",
-       tag="Trash", body=TrashIdsBody, response=RestoreResult, also=(409,))
+       tag="Trash", body=TrashIdsBody, response=RestoreResult, also=(404, 409))
 async def restore_trash(ctx: Ctx) -> web.Response:
     """Takes the given assets (all of the trash when `asset_ids` is absent) out of the trash:
     each returns to listings and to the albums it left, at its old position when that still
@@ -63,7 +63,7 @@ async def restore_trash(ctx: Ctx) -> web.Response:
 
 
 @route("POST", "/trash/empty", operation_id="emptyTrash", summary="Purge assets from the trash for good",
-       tag="Trash", body=TrashIdsBody, response=EmptyResult, also=(409,))
+       tag="Trash", body=TrashIdsBody, response=EmptyResult, also=(404, 409))
 async def empty_trash(ctx: Ctx) -> web.Response:
     """Purges the given trashed assets (the whole trash when `asset_ids` is absent): their
     originals and derived files leave the disk (an original another asset still references
