@@ -49,12 +49,13 @@ TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "DOCUMENT": ("metadata_asset", "thumbnail_asset"),
 }
 # The ML tasks that look at each type (OCR, faces and species need one still picture; a video
-# gets an embedding and a caption from sampled frames). Uploads enqueue those with a model.
+# gets an embedding and a caption from sampled frames; a PDF its text). Uploads enqueue those with
+# a model.
 ML_TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": OPTIONAL_TASKS,
     "VIDEO": ("process_clip", "process_caption"),
     "AUDIO": (),
-    "DOCUMENT": (),
+    "DOCUMENT": ("process_ocr",),  # PDFs: the text layer, or OCR of scanned pages
 }
 _FINAL = {"completed", "cancelled", "discarded"}
 

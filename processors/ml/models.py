@@ -88,9 +88,25 @@ def cached(kind: str, model: str, device: str, load: Callable[[], T]) -> T:
     return _CACHE[key]
 
 
+def thread_count(threads: int | str | None) -> int:
+    """Intra-op threads for one job: as the spec says (the cores shared among the worker's
+    slots), else all cores (a lone process)."""
+    if threads is not None and str(threads).strip():
+        return max(1, int(threads))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_slot(slots: int) -> int:
+    """The cores divided among `slots` jobs running at once, at least one each."""
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
 def _quiet() -> None:
     """No progress bars in the worker's log for every model loaded."""
-    from transformers.utils import logging as hf_logging
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # a built-in model of the default install: no transformers there
+        return
 
     hf_logging.disable_progress_bar()
 
