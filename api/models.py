@@ -166,9 +166,18 @@ class OcrPart(BaseModel):
     lines: list[OcrLine] = Field(default_factory=list)
 
 
+class FaceBox(BaseModel):
+    x: float
+    y: float
+    w: float
+    h: float
+
+
 class Face(BaseModel):
-    box: list[float] = Field(description="[x, y, w, h] as fractions of the displayed image")
-    confidence: float
+    face_id: str = Field(description="`<asset id>:<index>`")
+    box: FaceBox = Field(description="as fractions of the displayed image")
+    score: float = Field(description="the detector's confidence")
+    confidence: float = Field(description="the same as `score` (kept for older clients)")
     person_id: str = Field(description="the person this face was grouped into (per owner)")
     person_face_count: int | None = None
 
@@ -386,3 +395,73 @@ class Health(BaseModel):
     search_index: dict[str, Any]
     projections: dict[str, Any]
     ml: dict[str, Any] = Field(default_factory=dict, description="each ML task on (with its model) or off")
+
+
+# -- people ----------------------------------------------------------------------------------
+
+EXAMPLE_PERSON_ID = "0b8e5b52-51e6-5b8a-9c54-2f0f6c7f3d11"
+EXAMPLE_FACE_ID = EXAMPLE_ASSET_ID + ":0"
+
+
+class PersonDTO(BaseModel):
+    person_id: str = Field(json_schema_extra=UUID)
+    name: str | None = None
+    face_count: int
+    asset_count: int
+    cover_face_id: str | None = None
+    hidden: bool
+
+    model_config = examples({"person_id": EXAMPLE_PERSON_ID, "name": "Ada", "face_count": 12,
+                             "asset_count": 9, "cover_face_id": EXAMPLE_FACE_ID, "hidden": False})
+
+
+class PeoplePage(BaseModel):
+    people: list[PersonDTO]
+    limit: int
+    offset: int
+    total: int
+
+    model_config = examples({"people": [{"person_id": EXAMPLE_PERSON_ID, "name": "Ada", "face_count": 12,
+                                         "asset_count": 9, "cover_face_id": EXAMPLE_FACE_ID, "hidden": False}],
+                             "limit": 20, "offset": 0, "total": 1})
+
+
+class PersonUpdateBody(Body):
+    name: StrictStr | None = Field(default=None, description="the person's name; \"\" clears it")
+    hidden: StrictBool | None = Field(default=None, description="hide from (or show in) the people list")
+
+    model_config = body_examples({"name": "Ada"}, {"hidden": True})
+
+
+class MergePeopleBody(Body):
+    person_ids: list[StrictStr] = Field(min_length=1, max_length=100,
+                                        description="the people to fold into this one")
+
+    model_config = body_examples({"person_ids": [EXAMPLE_PERSON_ID]})
+
+
+class FacePersonBody(Body):
+    person_id: StrictStr | None = Field(default=None, description="the person the face belongs to")
+    new_person: StrictBool | None = Field(default=None, description="true: the face starts a new person")
+
+    model_config = body_examples({"person_id": EXAMPLE_PERSON_ID}, {"new_person": True})
+
+
+class PersonAssets(BaseModel):
+    assets: list[dict[str, Any]]
+    total: int
+
+    model_config = examples({"assets": [_ASSET_EXAMPLE], "total": 1})
+
+
+class FaceDTO(BaseModel):
+    face_id: str
+    asset_id: str = Field(json_schema_extra=UUID)
+    box: FaceBox
+    score: float
+    confidence: float
+    person_id: str
+
+    model_config = examples({"face_id": EXAMPLE_FACE_ID, "asset_id": EXAMPLE_ASSET_ID,
+                             "box": {"x": 0.21, "y": 0.23, "w": 0.25, "h": 0.18}, "score": 0.77,
+                             "confidence": 0.77, "person_id": EXAMPLE_PERSON_ID})

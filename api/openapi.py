@@ -26,8 +26,9 @@ TAGS = [
     ("Assets", "Uploading one file, reading, rating, liking, describing, deleting and reprocessing "
                "assets, and their files (original, thumbnails, web versions)."),
     ("Batch upload", "Many files in one request, or one file in resumable chunks, with progress."),
-    ("Search", "Structured filters over the catalog, their facets, and filename or semantic search."),
+    ("Search", "Structured filters over the catalog, their facets, and filename, full-text or semantic search."),
     ("Albums", "Ordered collections of the user's assets."),
+    ("People", "Faces in the user's photos grouped by identity: names, hiding, merges, corrections."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
     ("Admin", "The event log, for administrators and analysts."),
