@@ -49,6 +49,13 @@ class AssetFilter:
     taken_to: str | None = None  # inclusive upper bound, `instant_text` form
     camera_make: str | None = None
     lens: str | None = None
+    person_ids: tuple[str, ...] = ()  # assets that show every one of these people
+    tags: tuple[str, ...] = ()  # assets with any of these label tags
+
+    @property
+    def needs_sql(self) -> bool:
+        """Conditions on other read models (people, tags), which only the SQL paths join."""
+        return bool(self.person_ids or self.tags)
 
 
 # -- taken times ---------------------------------------------------------------------------
@@ -312,4 +319,9 @@ def filter_conditions(f: AssetFilter, dialect: str) -> tuple[list[str], list[Any
             add("1 = 0")
         else:
             add("lens_key = ?", key)
+    for person_id in f.person_ids:  # all of them: one condition each (the people read model)
+        add("asset_id IN (SELECT asset_id FROM people_faces WHERE person_id = ?)", person_id)
+    if f.tags:  # any of them (the tags read model, labels lower-cased)
+        add(f"asset_id IN (SELECT asset_id FROM asset_tags WHERE label IN ({', '.join('?' * len(f.tags))}))",
+            *[t.strip().lower() for t in f.tags])
     return where, params

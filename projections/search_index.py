@@ -17,8 +17,13 @@ SQL, on SQLite helped by an FTS5 trigram table; semantic search over the stored 
 
 Documents hold what filters select on, with the catalog's semantics (`projections.queries`):
 normalised camera make, lens key, RAW flag, taken instant; the lower-cased filename and its
-reversal (suffix search as a prefix search); the user's description, OCR text and AI caption; the
-latest image embedding, unit length, with its model (float32 bytes, see `vector_bytes`).
+reversal (suffix search as a prefix search); the user's description, OCR text, AI caption and
+label tags; the latest image embedding, unit length, with its model (float32 bytes, see
+`vector_bytes`).
+
+Full-text search (`search_type: "text"`) ranks words: on SQLite an FTS5 table `search_words`
+(unicode61 words, diacritics folded) over file name, description, OCR text, caption and tags,
+ranked by BM25; on PostgreSQL a `tsvector` expression of the same columns with a GIN index.
 """
 
 from __future__ import annotations
@@ -41,10 +46,24 @@ DOCUMENT_COLUMNS = [
     "asset_id", "doc_id", "seq", "version", "owner_id", "type", "repository_id", "is_raw", "rating",
     "liked", "is_deleted", "original_filename", "filename_lower", "filename_reversed", "upload_time",
     "sort_time", "taken_utc", "camera_make", "lens_model", "lens_key", "description", "ocr_text",
-    "caption", "embedding_model", "embedding", "sources",
+    "caption", "embedding_model", "embedding", "sources", "tags",
 ]
 _JSON = frozenset({"sources"})
 _TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
+# What full-text search reads, in this order (the BM25 weights in infra.search.text follow it).
+WORD_COLUMNS = ("original_filename", "description", "ocr_text", "caption", "tags")
+
+
+def words_sql(prefix: str = "") -> str:
+    """PostgreSQL: the words full-text search reads, as one expression (the GIN index and the
+    query use the same one). File names split at `_`, `-` and `.`."""
+    parts = []
+    for column in WORD_COLUMNS:
+        value = prefix + column
+        if column == "original_filename":
+            value = f"translate({value}, '_-.', '   ')"
+        parts.append(f"coalesce({value}, '')")
+    return "to_tsvector('simple'::regconfig, " + " || ' ' || ".join(parts) + ")"
 
 
 def vector_bytes(vector: list[float] | None) -> bytes | None:
@@ -74,6 +93,13 @@ def _text_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
     return tuple(doc[c] or "" for c in _TEXT_COLUMNS)
 
 
+def _words_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    """The row of `search_words` a document has (None: none, as for a deleted asset)."""
+    if doc["is_deleted"]:
+        return None
+    return tuple(doc[c] or "" for c in WORD_COLUMNS)
+
+
 def doc_id_of(asset_id: str) -> int:
     """A stable 63-bit integer per asset: FTS5 rowids and vector slots are integers."""
     return uuid.UUID(asset_id).int >> 65
@@ -81,8 +107,9 @@ def doc_id_of(asset_id: str) -> int:
 
 class SearchIndexProjection(Projection):
     name = "search_index"
-    tables = ("search_documents", "search_generation", "search_text")
-    schema_version = 3  # 2: an index per filter column; 3: vectors as float32 bytes
+    tables = ("search_documents", "search_generation", "search_text", "search_words")
+    # 2: an index per filter column; 3: vectors as float32 bytes; 4: tags, full-text words
+    schema_version = 4
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -113,7 +140,8 @@ class SearchIndexProjection(Projection):
                 caption TEXT,
                 embedding_model TEXT,
                 embedding {"BYTEA" if tx.dialect == "postgres" else "BLOB"},
-                sources TEXT NOT NULL
+                sources TEXT NOT NULL,
+                tags TEXT
             )"""
         )
         tx.execute(f"CREATE INDEX {self.index_name(table, 'seq')} ON {table} (seq)")
@@ -141,9 +169,17 @@ class SearchIndexProjection(Projection):
                 f"CREATE VIRTUAL TABLE {self.t('search_text')} USING fts5("
                 f"{', '.join(_TEXT_COLUMNS)}, tokenize = 'trigram case_sensitive 1')"
             )
+            # Words for ranked full-text search: BM25 over whole words, accents folded.
+            tx.execute(
+                f"CREATE VIRTUAL TABLE {self.t('search_words')} USING fts5("
+                f"{', '.join(WORD_COLUMNS)}, tokenize = 'unicode61 remove_diacritics 2')"
+            )
         else:
-            # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
+            # PostgreSQL has no FTS5: the same names hold nothing; substring searches use plain
+            # SQL and full-text search a GIN index over the words' tsvector.
             tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
+            tx.execute(f"CREATE TABLE {self.t('search_words')} (unused BIGINT)")
+            tx.execute(f"CREATE INDEX {self.index_name(table, 'words')} ON {table} USING GIN ({words_sql()})")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("search_documents")
@@ -153,6 +189,7 @@ class SearchIndexProjection(Projection):
                 row[column] = json.loads(row[column]) if row[column] is not None else None
             row["embedding"] = vector_of(row["embedding"])
             row["_indexed_text"] = _text_of(row)  # what search_text holds for it now
+            row["_indexed_words"] = _words_of(row)  # and search_words
             states[row["asset_id"]] = row
         return states
 
@@ -189,6 +226,23 @@ class SearchIndexProjection(Projection):
             delete_in(tx, text, "rowid", stale)
             tx.executemany(f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                            fresh)
+            self._save_words(tx, states)
+
+    def _save_words(self, tx: Transaction, states: dict[str, Any]) -> None:
+        words = self.t("search_words")
+        stale, fresh = [], []
+        for state in states.values():
+            before, now = state.get("_indexed_words"), _words_of(state)
+            if before == now:
+                continue
+            if before is not None:
+                stale.append(state["doc_id"])
+            if now is not None:
+                fresh.append((state["doc_id"], *now))
+            state["_indexed_words"] = now
+        delete_in(tx, words, "rowid", stale)
+        tx.executemany(f"INSERT INTO {words} (rowid, {', '.join(WORD_COLUMNS)}) "
+                       f"VALUES (?, {', '.join('?' * len(WORD_COLUMNS))})", fresh)
 
     # -- reducers --------------------------------------------------------------------------------
 
@@ -222,7 +276,7 @@ class SearchIndexProjection(Projection):
             "filename_reversed": lower[::-1], "upload_time": upload_time, "sort_time": upload_time,
             "taken_utc": None, "camera_make": None, "lens_model": None, "lens_key": None,
             "description": None, "ocr_text": None, "caption": None, "embedding_model": None,
-            "embedding": None, "sources": {"extracted": {}, "overrides": {}},
+            "embedding": None, "sources": {"extracted": {}, "overrides": {}}, "tags": None,
         }
 
     @handles("Asset.RatingChanged")
