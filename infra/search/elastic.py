@@ -451,7 +451,7 @@ class ElasticIndex:
                                    sort=[{"_score": "desc"}, {"asset_id": "asc"}], track_total_hits=True,
                                    source=False)
         total = int(found["hits"]["total"]["value"])
-        return [(h["_id"], round(float(h["_score"]), 6)) for h in found["hits"]["hits"]], total
+        return [(h["_id"], float(h["_score"])) for h in found["hits"]["hits"]], total
 
     def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
                  limit: int, offset: int) -> tuple[list[tuple[str, float | None]], int] | None:

@@ -35,7 +35,8 @@ MAX_QUERY_WORDS = 32
 
 def query_words(query: str) -> list[str]:
     """The words of a full-text query (lower case, at most MAX_QUERY_WORDS, each once)."""
-    return list(dict.fromkeys(re.findall(r"\w+", query.lower())))[:MAX_QUERY_WORDS]
+    # Letters and digits; `_` separates words (file names), as FTS5 and Elasticsearch split them.
+    return list(dict.fromkeys(re.findall(r"[^\W_]+", query.lower())))[:MAX_QUERY_WORDS]
 
 
 def _prefix_range(where: list[str], params: list[Any], column: str, prefix: str) -> None:
@@ -194,7 +195,7 @@ class EmbeddedIndex:
             total = int(counted["n"]) if counted else 0
             rows = tx.fetchall(f"SELECT asset_id, score FROM {source} ORDER BY score DESC, asset_id "
                                "LIMIT ? OFFSET ?", (*args, limit, offset)) if offset < total else []
-        return [(r["asset_id"], round(float(r["score"]), 6)) for r in rows], total
+        return [(r["asset_id"], float(r["score"])) for r in rows], total
 
     # -- semantic ----------------------------------------------------------------------------
 
