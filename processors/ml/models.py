@@ -39,9 +39,10 @@ class ModelChoice:
 
 
 def choice_for(task: str, model: str | None = None, device: str | None = None,
-               batch_size: int | str | None = None) -> ModelChoice:
+               batch_size: int | str | None = None, threads: int | str | None = None) -> ModelChoice:
     """The processor's options as given in its spec, the rest from the settings (environment or
-    TOML: what `darkroom worker` and `darkroom serve` read too)."""
+    TOML: what `darkroom worker` and `darkroom serve` read too). With a model, torch's intra-op
+    threads are set to `threads` (the worker's share of the cores)."""
     if model is None or device is None or batch_size is None:
         from infra.settings import load_settings
 
@@ -50,6 +51,10 @@ def choice_for(task: str, model: str | None = None, device: str | None = None,
         device = settings.ml_device if device is None else device
         batch_size = settings.ml_batch_size if batch_size is None else batch_size
     assert task in MODEL_SETTINGS, task
+    if str(model).strip() and threads is not None:
+        import torch
+
+        torch.set_num_threads(thread_count(threads))
     return ModelChoice(task, str(model).strip(), resolve_device(str(device)), max(1, int(batch_size)))
 
 
