@@ -189,6 +189,12 @@ class FacesPart(BaseModel):
     faces: list[Face] = Field(default_factory=list)
 
 
+class Tag(BaseModel):
+    label: str
+    score: float
+    source: str = Field(description="the model that gave the label")
+
+
 class CaptionPart(BaseModel):
     model: str | None = None
     skipped: str | None = Field(default=None, description="why the task did not run (no model)")
@@ -237,6 +243,7 @@ class AssetDTO(BaseModel):
     ocr: OcrPart | None = None
     faces: FacesPart | None = None
     ai_descriptions: CaptionPart | None = None
+    tags: list[Tag] | None = Field(default=None, description="include_tags: labels with scores, best first")
 
 
 class AssetPage(BaseModel):

@@ -230,6 +230,9 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         asset.record_faces(model=str(result["model"]), faces=faces)
     elif queue == "process_caption":
         asset.record_caption(model=str(result["model"]), caption=str(result["caption"]))
+    elif queue == "process_labels":
+        asset.record_labels(model=str(result["model"]), labels=[
+            {"label": str(t["label"])[:200], "score": _score(t["score"])} for t in result["labels"][:20]])
     elif queue == "transcode_asset":
         for kind in ("web_video", "web_audio"):
             if kind in result:

@@ -41,7 +41,8 @@ MAX_DESCRIPTION_LENGTH = 10_000
 
 # Processing queues: the required ones decide `failed`; optional ones (ML) only `warning`.
 REQUIRED_TASKS = ("metadata_asset", "thumbnail_asset", "transcode_asset")
-OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption")
+OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption",
+                  "process_labels")
 TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": ("metadata_asset", "thumbnail_asset"),
     "VIDEO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
@@ -290,6 +291,11 @@ class Asset(Aggregate):
     def record_faces(self, model: str, faces: list[dict[str, Any]]) -> None:
         """Faces: [{box: [x, y, w, h], confidence, embedding}] (people come from a projection)."""
         self.enrichments["faces"] = {"model": model, "count": len(faces)}
+
+    @event("LabelsRecorded")
+    def record_labels(self, model: str, labels: list[dict[str, Any]]) -> None:
+        """Labels of the picture by a classifier: [{label, score}] best first (the asset's tags)."""
+        self.enrichments["tags"] = {"model": model, "labels": labels}
 
     @event("CaptionRecorded")
     def record_caption(self, model: str, caption: str) -> None:

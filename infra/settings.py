@@ -73,6 +73,7 @@ class Settings:
     model_ocr: str = "pp-ocrv6"
     model_face: str = "blazeface+dlib-resnet"
     model_caption: str = ""
+    model_labels: str = "efficientnet-lite0"  # ImageNet labels as tags, where the [ml] extra is installed
     ml_device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
     ml_batch_size: int = 8
     extra: dict[str, Any] = field(default_factory=dict)

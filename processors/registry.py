@@ -23,6 +23,7 @@ PROCESSORS: dict[str, str] = {
     "process_ocr": "processors.ml.ocr:process_ocr",
     "process_face": "processors.ml.faces:process_face",
     "process_caption": "processors.ml.caption:process_caption",
+    "process_labels": "processors.ml.labels:process_labels",
 }
 
 

@@ -217,6 +217,10 @@ class CatalogProjection(Projection):
         # Boxes and people come from the people read model; the catalog keeps the summary.
         return self._enrich(row, e, "faces", {"model": e.model, "count": len(e.faces)})
 
+    @handles("Asset.LabelsRecorded")
+    def labels_recorded(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "tags", {"model": e.model, "labels": list(e.labels)})
+
     @handles("Asset.CaptionRecorded")
     def caption_recorded(self, row: Row | None, e: Any) -> Row | None:
         return self._enrich(row, e, "caption", {"model": e.model, "caption": e.caption})
@@ -235,7 +239,7 @@ class CatalogProjection(Projection):
 
 
 TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr": "process_ocr",
-                "faces": "process_face", "caption": "process_caption"}
+                "faces": "process_face", "caption": "process_caption", "tags": "process_labels"}
 
 
 def sortable_time(value: str | None) -> str | None:

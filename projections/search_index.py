@@ -314,6 +314,10 @@ class SearchIndexProjection(Projection):
     def text_recognised(self, doc: Any, e: Any) -> Any:
         return self._stamp(doc, e, ocr_text=e.text or None)
 
+    @handles("Asset.LabelsRecorded")
+    def labels_recorded(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, tags=", ".join(t["label"] for t in e.labels) or None)
+
     @handles("Asset.CaptionRecorded")
     def caption_recorded(self, doc: Any, e: Any) -> Any:
         return self._stamp(doc, e, caption=e.caption or None)

