@@ -36,7 +36,7 @@ SAME_PERSON_SIMILARITY = 0.6
 SAME_PERSON_BY_MODEL = {"blazeface+dlib-resnet": 0.94}
 PERSON_NAMESPACE = UUID("3b0d1f7a-58a4-4c41-9d55-7d0e5c2a8b61")
 FACE_COLUMNS = ["face_id", "asset_id", "owner_id", "face_index", "box", "confidence", "embedding",
-                "person_id", "model"]
+                "person_id", "model", "crop"]
 PERSON_COLUMNS = ["person_id", "owner_id", "vector_sum", "face_count"]
 ASSET_TOPICS = ("Asset.Uploaded", "Asset.FacesDetected", "Asset.Deleted")
 BOOK_TOPICS = ("PeopleBook.PersonNamed", "PeopleBook.PersonHidden", "PeopleBook.PeopleMerged",
@@ -67,7 +67,8 @@ class PeopleProjection(Projection):
                 confidence DOUBLE PRECISION NOT NULL,
                 embedding TEXT NOT NULL,
                 person_id TEXT NOT NULL,
-                model TEXT NOT NULL
+                model TEXT NOT NULL,
+                crop TEXT
             )"""
         )
         tx.execute(f"CREATE INDEX {self.index_name(faces, 'asset')} ON {faces} (asset_id)")
@@ -282,6 +283,7 @@ class _Batch:
                 "face_id": face_id, "asset_id": asset_id, "owner_id": owner,
                 "face_index": index, "box": to_json(face["box"]), "confidence": float(face["confidence"]),
                 "embedding": json.dumps(vector.tolist()), "person_id": person_id, "model": e.model,
+                "crop": face.get("crop"),  # the face cut out (a derived file), when the processor made one
             })
 
     def forget(self, asset_id: str) -> None:
@@ -344,9 +346,9 @@ class People:
 
     def face(self, owner_id: int, face_id: str) -> dict[str, Any] | None:
         row = self.db.query_one(
-            "SELECT face_id, asset_id, box, confidence, person_id FROM people_faces "
+            "SELECT face_id, asset_id, box, confidence, person_id, crop FROM people_faces "
             "WHERE owner_id = ? AND face_id = ?", (owner_id, face_id))
-        return None if row is None else face_dto(row) | {"asset_id": row["asset_id"]}
+        return None if row is None else face_dto(row) | {"asset_id": row["asset_id"], "crop": row["crop"]}
 
     _PERSON_SELECT = (
         "SELECT p.person_id, p.name, p.face_count, p.hidden, "

@@ -6,13 +6,12 @@ so it survives a rebuild. Another user's person or face is not found (404), like
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from api.envelope import ok
+from api.files import serve_file
 from api.models import (
     EXAMPLE_FACE_ID, EXAMPLE_PERSON_ID, FaceDTO, FacePersonBody, MergePeopleBody, PeoplePage, PersonAssets,
     PersonDTO, PersonUpdateBody,
@@ -25,8 +24,6 @@ PERSON_ID = PathParam("id", description="a person id (a UUID)", format="uuid", m
                       example=EXAMPLE_PERSON_ID)
 FACE_ID = PathParam("face_id", description="a face id: `<asset id>:<index>`", max_length=64,
                     pattern=r"^[0-9a-fA-F-]{36}:[0-9]{1,4}$", example=EXAMPLE_FACE_ID)
-CROP_MARGIN = 0.3  # of the face box, on each side: a face thumbnail shows some hair and chin
-CROP_LONGEST = 1600  # the picture the crop is cut from (as the detector saw it)
 
 
 def _people(ctx: Ctx) -> People:
@@ -113,31 +110,17 @@ async def person_assets(ctx: Ctx) -> web.Response:
 @route("GET", "/people/{id}/thumbnail", operation_id="getPersonThumbnail",
        summary="The person's cover face, cropped (WebP)", tag="People", binary=("image/webp",),
        params=(PERSON_ID,))
-async def person_thumbnail(ctx: Ctx) -> web.Response:
-    """The cover face (the most confident one) cut from its photo with a margin, as WebP."""
+async def person_thumbnail(ctx: Ctx) -> web.StreamResponse:
+    """The cover face (the most confident one), cut out by the face task with a margin, as WebP;
+    404 when the face task made no crop (a result recorded before crops existed)."""
     person = await _person(ctx, ctx.request.match_info["id"])
     face = await ctx.run(_people(ctx).face, ctx.user_id, person["cover_face_id"] or "")
-    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, face["asset_id"]) if face else None
-    if face is None or row is None:
-        raise NotFound("the person has no face to show")
-    path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
-    data = await ctx.run(_crop, path, row["mime_type"], face["box"])
-    return web.Response(body=data, content_type="image/webp",
-                        headers={"Cache-Control": "private, max-age=60"})
-
-
-def _crop(path: Path, mime_type: str, box: dict[str, float]) -> bytes:
-    from processors.ml.images import photo
-
-    image = photo(path, mime_type, CROP_LONGEST)
-    w, h = box["w"] * image.width, box["h"] * image.height
-    x0 = max(0, round(box["x"] * image.width - CROP_MARGIN * w))
-    y0 = max(0, round(box["y"] * image.height - CROP_MARGIN * h))
-    x1 = min(image.width, round((box["x"] + box["w"]) * image.width + CROP_MARGIN * w))
-    y1 = min(image.height, round((box["y"] + box["h"]) * image.height + CROP_MARGIN * h))
-    out = io.BytesIO()
-    image.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1))).save(out, "WEBP", quality=85)
-    return out.getvalue()
+    if face is None or not face["crop"]:
+        raise NotFound("the person has no face crop to show")
+    path = ctx.services.settings.data_dir / "derived" / face["crop"]
+    if not path.is_file():
+        raise NotFound("the person's face crop is gone (reprocess the photo to make it again)")
+    return await serve_file(ctx.request, path, "image/webp", f"face-{face['face_id']}")
 
 
 @route("PUT", "/faces/{face_id}/person", operation_id="moveFace",
@@ -158,4 +141,4 @@ async def set_face_person(ctx: Ctx) -> web.Response:
     person_id, position = await ctx.run(ctx.services.app.move_face, ctx.user_id, face_id, body.person_id)
     await ctx.settle(position)
     moved = await ctx.run(_people(ctx).face, ctx.user_id, face_id)
-    return ok(moved, f"face now belongs to person {person_id}")
+    return ok({k: v for k, v in (moved or {}).items() if k != "crop"}, f"face now belongs to person {person_id}")

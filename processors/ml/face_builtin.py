@@ -131,8 +131,36 @@ def find_faces(pixels: np.ndarray) -> list[dict[str, Any]]:
 
 
 def process(job: JobInput) -> dict[str, Any]:
-    """Faces of a photo (or a video's middle frame), with identity embeddings."""
+    """Faces of a photo (or a video's middle frame), with identity embeddings and a crop of each
+    (a derived file: what a person's thumbnail shows)."""
     from processors.ml.images import job_images
 
     image = job_images(job, frames=1, longest=DETECT_LONGEST)[0]
-    return {"model": MODEL_ID, "faces": find_faces(np.asarray(image))}
+    faces = find_faces(np.asarray(image))
+    return {"model": MODEL_ID, "faces": save_crops(job, image, faces)}
+
+
+CROP_MARGIN = 0.3  # of the face box on each side: a face thumbnail shows some hair and chin
+CROP_LONGEST = 256
+
+
+def save_crops(job: JobInput, image: Any, faces: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each face cut out with a margin as WebP under the asset's derived dir; `crop` names the
+    file relative to the derived root (the worker's results name files that way)."""
+    from processors.base import relative_path
+
+    folder = Path(job.derived_dir) / "faces"
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for index, face in enumerate(faces):
+        x, y, w, h = face["box"]
+        x0 = max(0, round((x - CROP_MARGIN * w) * image.width))
+        y0 = max(0, round((y - CROP_MARGIN * h) * image.height))
+        x1 = min(image.width, round((x + w + CROP_MARGIN * w) * image.width))
+        y1 = min(image.height, round((y + h + CROP_MARGIN * h) * image.height))
+        crop = image.crop((x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)))
+        crop.thumbnail((CROP_LONGEST, CROP_LONGEST))
+        path = folder / f"{index}.webp"
+        crop.save(path, "WEBP", quality=85)
+        out.append({**face, "crop": relative_path(path, Path(job.derived_root))})
+    return out

@@ -134,4 +134,6 @@ def process_face(job: Any, model: str | None = None, device: str | None = None,
     faces = [{"box": fractions(box, image.size), "confidence": round(score, 4),
               "embedding": [round(v, 6) for v in embedding]}
              for (box, score), embedding in zip(kept, embeddings)]
-    return {"model": models.model_id, "faces": faces}
+    from processors.ml.face_builtin import save_crops
+
+    return {"model": models.model_id, "faces": save_crops(job, image, faces)}
