@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,9 +130,10 @@ def forget(kind: str, model: str, device: str) -> None:
 
 
 def _empty_cuda_cache() -> None:
-    try:
-        import torch
-    except ImportError:
+    # Only where torch is loaded already: a process that never imported it has no CUDA cache,
+    # and importing it at exit (atexit) fails once the interpreter is shutting down.
+    torch = sys.modules.get("torch")
+    if torch is None:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
