@@ -179,3 +179,20 @@ def test_by_default_ocr_and_faces_are_on_with_the_built_in_models() -> None:
     status = ml_status(load_settings(environ={}))["tasks"]
     assert status["process_ocr"] == {"status": "on", "model": BUILTIN_OCR, "runtime": "built-in"}
     assert status["process_face"]["status"] == "on" and status["process_clip"]["status"] == "off"
+
+
+def test_model_threads_are_the_cores_shared_among_the_worker_slots(tmp_path: Path) -> None:
+    import os
+    from urllib.parse import parse_qs
+
+    from processors.registry import processors_for
+
+    cores = os.cpu_count() or 1
+    for slots in (1, 2, cores, cores * 4):
+        settings = make_settings(tmp_path, "sqlite", worker_concurrency=slots, model_ocr=BUILTIN_OCR)
+        specs = processors_for(settings)
+        for queue in ("process_ocr", "process_face", "process_labels", "process_clip"):
+            threads = int(parse_qs(specs[queue].partition("?")[2])["threads"][0])
+            assert threads == max(1, cores // slots) and threads * min(slots, cores) <= cores
+    # The engine is built with that many intra-op threads (one per count, cached in the process).
+    assert ppocr.engine(1) is ppocr.engine(1) is not ppocr.engine(2)
