@@ -289,7 +289,8 @@ class Asset(Aggregate):
 
     @event("FacesDetected")
     def record_faces(self, model: str, faces: list[dict[str, Any]]) -> None:
-        """Faces: [{box: [x, y, w, h], confidence, embedding}] (people come from a projection)."""
+        """Faces: [{box: [x, y, w, h], confidence, embedding, crop?}] (people come from a
+        projection; `crop`, when present, names the face's WebP cut-out under the derived root)."""
         self.enrichments["faces"] = {"model": model, "count": len(faces)}
 
     @event("LabelsRecorded")

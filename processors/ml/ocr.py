@@ -1,4 +1,8 @@
-"""OCR: text lines found by a layout detector, each read by a TrOCR-style recogniser.
+"""OCR: the task's entry point, and the TrOCR option (`DARKROOM_MODEL_OCR` naming a TrOCR model).
+
+The default, PP-OCRv6 from the `rapidocr` wheel, lives in `processors.ml.ppocr`; this module
+dispatches to it. The TrOCR option: text lines found by a layout detector, each read by a
+TrOCR-style recogniser.
 
 Why two stages: TrOCR (a ViT encoder with a text decoder, `VisionEncoderDecoderModel`) is the
 transformers-native recogniser and reads one line at a time; transformers has no text *detector*
