@@ -39,8 +39,9 @@ def random_word(rng: random.Random, n: int = 7) -> str:
     return "".join(rng.choice(string.ascii_uppercase) for _ in range(n))
 
 
-def sign_on_photo(words: list[str], upside_down: bool = False) -> Image.Image:
-    """A white sign with dark words (one per line) pasted onto a corpus photo."""
+def sign_on_photo(words: list[str], upside_down: bool = False, tilt: float = 0.0) -> Image.Image:
+    """A white sign with dark words (one per line) pasted onto a corpus photo, turned by `tilt`
+    degrees (counter-clockwise)."""
     photo = Image.open(SCENE).convert("RGB")
     font = ImageFont.load_default(size=44)
     sign = Image.new("RGB", (420, 70 * len(words) + 30), (245, 245, 235))
@@ -49,6 +50,8 @@ def sign_on_photo(words: list[str], upside_down: bool = False) -> Image.Image:
         draw.text((25, 20 + 70 * i), word, fill=(20, 30, 90), font=font)
     if upside_down:
         sign = sign.rotate(180)
+    if tilt:
+        sign = sign.rotate(tilt, expand=True, fillcolor=(245, 245, 235))
     photo.paste(sign, (60, 60))
     return photo
 
@@ -64,6 +67,9 @@ def test_pp_ocr_reads_words_rendered_now_on_a_photo_upright_upside_down_and_on_s
     assert set(words) <= read_words(sign_on_photo(words))
     flipped = [random_word(rng)]
     assert set(flipped) <= read_words(sign_on_photo(flipped, upside_down=True))
+    for tilt in (15, -20, 270):  # a sign at an angle, and one running bottom to top
+        tilted = [random_word(rng)]
+        assert set(tilted) <= read_words(sign_on_photo(tilted, tilt=tilt)), tilt
     lines = ppocr.read_image(np.asarray(sign_on_photo(words)), threads=2)
     texts = [line["text"] for line in lines]
     # Reading order, one box per line inside the picture, confidences in (0, 1].
