@@ -15,6 +15,7 @@ import api.routes.assets  # noqa: F401
 import api.routes.auth  # noqa: F401
 import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
+import api.routes.people  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 import api.routes.trash  # noqa: F401
 import api.routes.places  # noqa: F401

@@ -17,8 +17,8 @@ LONG_TEXT = {"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"}
 DATE_TIME = {"format": "date-time"}
 UUID = {"format": "uuid"}
 EXAMPLE_ASSET_ID = "6f1c2d3e-4b5a-4c6d-8e9f-0a1b2c3d4e5f"
-# An asset id in a body: a malformed one is refused (400), so the document says what it is.
-AssetIdStr = Annotated[StrictStr, Field(json_schema_extra=UUID)]
+# An id (asset, person) in a body: the document says it is a UUID.
+UuidStr = Annotated[StrictStr, Field(json_schema_extra=UUID)]
 EXAMPLE_HASH = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
 EXAMPLE_TIME = "2026-11-28T09:30:00.000000Z"
 
@@ -192,9 +192,18 @@ class OcrPart(BaseModel):
     lines: list[OcrLine] = Field(default_factory=list)
 
 
+class FaceBox(BaseModel):
+    x: float
+    y: float
+    w: float
+    h: float
+
+
 class Face(BaseModel):
-    box: list[float] = Field(description="[x, y, w, h] as fractions of the displayed image")
-    confidence: float
+    face_id: str = Field(description="`<asset id>:<index>`")
+    box: FaceBox = Field(description="as fractions of the displayed image")
+    score: float = Field(description="the detector's confidence")
+    confidence: float = Field(description="the same as `score` (kept for older clients)")
     person_id: str = Field(description="the person this face was grouped into (per owner)")
     person_face_count: int | None = None
 
@@ -204,6 +213,12 @@ class FacesPart(BaseModel):
     skipped: str | None = Field(default=None, description="why the task did not run (no model)")
     count: int = 0
     faces: list[Face] = Field(default_factory=list)
+
+
+class Tag(BaseModel):
+    label: str
+    score: float
+    source: str = Field(description="the model that gave the label")
 
 
 class CaptionPart(BaseModel):
@@ -277,6 +292,7 @@ class AssetDTO(BaseModel):
     ai_descriptions: CaptionPart | None = None
     place: Place | None = Field(default=None, description="null without GPS (or far from any town)")
     stack: StackDTO | None = Field(default=None, description="GET /assets/{id}: the asset's stack, null when unstacked")
+    tags: list[Tag] | None = Field(default=None, description="include_tags: labels with scores, best first")
 
 
 class AssetPage(BaseModel):
@@ -437,3 +453,81 @@ class Health(BaseModel):
     search_index: dict[str, Any]
     projections: dict[str, Any]
     ml: dict[str, Any] = Field(default_factory=dict, description="each ML task on (with its model) or off")
+
+
+# -- people ----------------------------------------------------------------------------------
+
+EXAMPLE_PERSON_ID = "0b8e5b52-51e6-5b8a-9c54-2f0f6c7f3d11"
+EXAMPLE_FACE_ID = EXAMPLE_ASSET_ID + ":0"
+
+
+class PersonDTO(BaseModel):
+    person_id: str = Field(json_schema_extra=UUID)
+    name: str | None = None
+    face_count: int
+    asset_count: int
+    cover_face_id: str | None = None
+    hidden: bool
+
+    model_config = examples({"person_id": EXAMPLE_PERSON_ID, "name": "Ada", "face_count": 12,
+                             "asset_count": 9, "cover_face_id": EXAMPLE_FACE_ID, "hidden": False})
+
+
+class PeoplePage(BaseModel):
+    people: list[PersonDTO]
+    limit: int
+    offset: int
+    total: int
+
+    model_config = examples({"people": [{"person_id": EXAMPLE_PERSON_ID, "name": "Ada", "face_count": 12,
+                                         "asset_count": 9, "cover_face_id": EXAMPLE_FACE_ID, "hidden": False}],
+                             "limit": 20, "offset": 0, "total": 1})
+
+
+class PersonUpdateBody(Body):
+    name: StrictStr | None = Field(default=None, description="the person's name; \"\" clears it")
+    hidden: StrictBool | None = Field(default=None, description="hide from (or show in) the people list")
+
+    model_config = body_examples({"name": "Ada"}, {"hidden": True})
+
+
+class MergePeopleBody(Body):
+    person_ids: list[UuidStr] = Field(min_length=1, max_length=100, json_schema_extra={"uniqueItems": True},
+                                         description="the people to fold into this one (not itself)")
+
+    model_config = body_examples({"person_ids": [EXAMPLE_PERSON_ID]})
+
+
+class FacePersonBody(Body):
+    person_id: StrictStr | None = Field(default=None, description="the person the face belongs to")
+    new_person: StrictBool | None = Field(default=None, description="true: the face starts a new person")
+
+    # Exactly one of the two, which the handler checks (400 otherwise): said for the document.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"person_id": EXAMPLE_PERSON_ID}, {"new_person": True}],
+        "oneOf": [
+            {"required": ["person_id"],
+             "properties": {"person_id": {"type": "string"}, "new_person": {"enum": [False, None]}}},
+            {"required": ["new_person"],
+             "properties": {"new_person": {"const": True}, "person_id": {"type": "null"}}},
+        ]})
+
+
+class PersonAssets(BaseModel):
+    assets: list[dict[str, Any]]
+    total: int
+
+    model_config = examples({"assets": [_ASSET_EXAMPLE], "total": 1})
+
+
+class FaceDTO(BaseModel):
+    face_id: str
+    asset_id: str = Field(json_schema_extra=UUID)
+    box: FaceBox
+    score: float
+    confidence: float
+    person_id: str
+
+    model_config = examples({"face_id": EXAMPLE_FACE_ID, "asset_id": EXAMPLE_ASSET_ID,
+                             "box": {"x": 0.21, "y": 0.23, "w": 0.25, "h": 0.18}, "score": 0.77,
+                             "confidence": 0.77, "person_id": EXAMPLE_PERSON_ID})

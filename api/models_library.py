@@ -10,7 +10,7 @@ from api.models import (
     EXAMPLE_ASSET_ID,
     EXAMPLE_TIME,
     AssetDTO,
-    AssetIdStr,
+    UuidStr,
     Body,
     body_examples,
     examples,
@@ -38,7 +38,7 @@ class TrashIdsBody(Body):
 
     model_config = body_examples({"asset_ids": [EXAMPLE_ASSET_ID]})
 
-    asset_ids: list[AssetIdStr] | None = Field(default=None, min_length=1, max_length=MAX_IDS, json_schema_extra=UNIQUE,
+    asset_ids: list[UuidStr] | None = Field(default=None, min_length=1, max_length=MAX_IDS, json_schema_extra=UNIQUE,
                                               description="trashed asset ids; absent: the whole trash")
 
 
@@ -120,15 +120,15 @@ class StackCreateBody(Body):
     model_config = body_examples({"asset_ids": [EXAMPLE_ASSET_ID, "0b9a3c4e-1111-4222-8333-944455556666"],
                                   "primary_asset_id": EXAMPLE_ASSET_ID})
 
-    asset_ids: list[AssetIdStr] = Field(min_length=2, max_length=100, json_schema_extra=UNIQUE,
+    asset_ids: list[UuidStr] = Field(min_length=2, max_length=100, json_schema_extra=UNIQUE,
                                          description="2 to 100 of your assets")
-    primary_asset_id: AssetIdStr | None = Field(default=None, description="one of asset_ids (the first when absent)")
+    primary_asset_id: UuidStr | None = Field(default=None, description="one of asset_ids (the first when absent)")
 
 
 class StackUpdateBody(Body):
     model_config = body_examples({"primary_asset_id": EXAMPLE_ASSET_ID})
 
-    primary_asset_id: AssetIdStr
+    primary_asset_id: UuidStr
 
 
 # -- duplicates ------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ class DuplicatePage(BaseModel):
 class ResolveBody(Body):
     model_config = body_examples({"keep_asset_ids": [EXAMPLE_ASSET_ID]})
 
-    keep_asset_ids: list[AssetIdStr] = Field(min_length=1, max_length=MAX_IDS, json_schema_extra=UNIQUE,
+    keep_asset_ids: list[UuidStr] = Field(min_length=1, max_length=MAX_IDS, json_schema_extra=UNIQUE,
                                             description="the group's photos to keep; the others go to the trash")
 
 

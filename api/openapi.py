@@ -26,11 +26,12 @@ TAGS = [
     ("Assets", "Uploading one file, reading, rating, liking, describing, deleting and reprocessing "
                "assets, and their files (original, thumbnails, web versions)."),
     ("Batch upload", "Many files in one request, or one file in resumable chunks, with progress."),
-    ("Search", "Structured filters over the catalog, their facets, and filename or semantic search."),
+    ("Search", "Structured filters over the catalog, their facets, and filename, full-text or semantic search."),
     ("Albums", "Ordered collections of the user's assets."),
     ("Trash", "Deleted assets: list, restore into their albums, purge (also automatic after trash_days)."),
     ("Duplicates", "Near-duplicate photos: review, resolve (keep some, trash the rest), dismiss."),
     ("Places", "Where photos were taken (offline reverse geocoding), the map, and memories."),
+    ("People", "Faces in the user's photos grouped by identity: names, hiding, merges, corrections."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
     ("Admin", "The event log, for administrators and analysts."),
@@ -145,8 +146,10 @@ def _request_body(spec: RouteSpec, refs: dict[type[BaseModel], dict[str, Any]]) 
         example = _example_of(spec.body)
         if example is not None:
             media["example"] = example
-        return {"required": any(f.is_required() for f in spec.body.model_fields.values()),
-                "content": {"application/json": media}}
+        extra = spec.body.model_config.get("json_schema_extra")
+        required = any(f.is_required() for f in spec.body.model_fields.values()) or (
+            isinstance(extra, dict) and "oneOf" in extra)  # one of its fields is due
+        return {"required": required, "content": {"application/json": media}}
     if spec.multipart is not None:
         binary = {name for name, f in spec.multipart.model_fields.items() if f.annotation is bytes}
         return {"required": True, "content": {"multipart/form-data": {

@@ -12,6 +12,7 @@ from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
 from commands.duplicates import DuplicateCommands
 from commands.jobs import JobCommands
+from commands.people import PeopleCommands
 from commands.stacks import StackCommands
 from commands.trash import TrashCommands
 from commands.users import UserCommands
@@ -19,7 +20,7 @@ from domain.errors import NotFound
 
 
 class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, DuplicateCommands,
-               JobCommands, Application[UUID]):
+               JobCommands, PeopleCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

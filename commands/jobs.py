@@ -236,10 +236,15 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         asset.record_text(model=str(result["model"]), text=str(result["text"]), lines=lines)
     elif queue == "process_face":
         faces = [{"box": _box(face["box"]), "confidence": _score(face["confidence"]),
-                  "embedding": check_vector(face["embedding"])} for face in result["faces"]]
+                  "embedding": check_vector(face["embedding"]),
+                  **({"crop": _derived_path(face["crop"])} if face.get("crop") else {})}
+                 for face in result["faces"]]
         asset.record_faces(model=str(result["model"]), faces=faces)
     elif queue == "process_caption":
         asset.record_caption(model=str(result["model"]), caption=str(result["caption"]))
+    elif queue == "process_labels":
+        asset.record_labels(model=str(result["model"]), labels=[
+            {"label": str(t["label"])[:200], "score": _score(t["score"])} for t in result["labels"][:20]])
     elif queue == "transcode_asset":
         for kind in ("web_video", "web_audio"):
             if kind in result:
@@ -253,6 +258,14 @@ def _score(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
         raise InvalidInput(f"a score is a number from 0 to 1, got {value!r}", "score")
     return float(value)
+
+
+def _derived_path(value: Any) -> str:
+    """A derived file named by a processor: relative, inside the derived root."""
+    text = str(value)
+    if text.startswith("/") or ".." in text.split("/") or "\x00" in text or len(text) > 500:
+        raise InvalidInput(f"a derived file path is relative and inside the derived root, got {text!r}", "crop")
+    return text
 
 
 def _box(value: Any) -> list[float]:

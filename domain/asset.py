@@ -41,7 +41,8 @@ MAX_DESCRIPTION_LENGTH = 10_000
 
 # Processing queues: the required ones decide `failed`; optional ones (ML) only `warning`.
 REQUIRED_TASKS = ("metadata_asset", "thumbnail_asset", "transcode_asset")
-OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption")
+OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption",
+                  "process_labels")
 TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": ("metadata_asset", "thumbnail_asset"),
     "VIDEO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
@@ -49,12 +50,13 @@ TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "DOCUMENT": ("metadata_asset", "thumbnail_asset"),
 }
 # The ML tasks that look at each type (OCR, faces and species need one still picture; a video
-# gets an embedding and a caption from sampled frames). Uploads enqueue those with a model.
+# gets an embedding and a caption from sampled frames; a PDF its text). Uploads enqueue those with
+# a model.
 ML_TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": OPTIONAL_TASKS,
     "VIDEO": ("process_clip", "process_caption"),
     "AUDIO": (),
-    "DOCUMENT": (),
+    "DOCUMENT": ("process_ocr",),  # PDFs: the text layer, or OCR of scanned pages
 }
 _FINAL = {"completed", "cancelled", "discarded"}
 
@@ -401,8 +403,14 @@ class Asset(Aggregate):
 
     @event("FacesDetected")
     def record_faces(self, model: str, faces: list[dict[str, Any]]) -> None:
-        """Faces: [{box: [x, y, w, h], confidence, embedding}] (people come from a projection)."""
+        """Faces: [{box: [x, y, w, h], confidence, embedding, crop?}] (people come from a
+        projection; `crop`, when present, names the face's WebP cut-out under the derived root)."""
         self.enrichments["faces"] = {"model": model, "count": len(faces)}
+
+    @event("LabelsRecorded")
+    def record_labels(self, model: str, labels: list[dict[str, Any]]) -> None:
+        """Labels of the picture by a classifier: [{label, score}] best first (the asset's tags)."""
+        self.enrichments["tags"] = {"model": model, "labels": labels}
 
     @event("CaptionRecorded")
     def record_caption(self, model: str, caption: str) -> None:

@@ -175,6 +175,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
         print(f"darkroom: --concurrency must be at least 1, got {concurrency}", file=sys.stderr)
         services.close()
         return 2
+    from processors.ml import MODEL_SETTINGS
+    from processors.ml.models import threads_per_slot
+    from processors.registry import with_options
+
+    for queue in MODEL_SETTINGS:  # model threads bounded by this worker's slots
+        if processors.get(queue) == PROCESSORS[queue]:
+            processors[queue] = with_options(PROCESSORS[queue], threads=threads_per_slot(concurrency))
     grace = args.grace if args.grace is not None else settings.job_timeout_seconds
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -65,12 +65,15 @@ class Settings:
     elasticsearch_prefix: str = "darkroom"
     # Semantic search's text embedder as "module:factory" (tests); by default the CLIP model.
     embedder: str = ""
-    # Machine learning: a model per task, as a local directory or a hub id; empty = task off.
+    # Machine learning: a model per task, as a local directory or a hub id; empty or "off" = task
+    # off. OCR and faces default to the built-in models shipped in the default install's packages
+    # (processors.ml.BUILTIN_OCR / BUILTIN_FACE); a directory or hub id selects a transformers one.
     model_clip: str = ""
     model_species: str = ""
-    model_ocr: str = ""
-    model_face: str = ""
+    model_ocr: str = "pp-ocrv6"
+    model_face: str = "blazeface+dlib-resnet"
     model_caption: str = ""
+    model_labels: str = "efficientnet-lite0"  # ImageNet labels as tags, where the [ml] extra is installed
     ml_device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
     ml_batch_size: int = 8
     # Trash: trashed assets are purged this many days after their deletion; the sweeper that

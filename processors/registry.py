@@ -23,6 +23,7 @@ PROCESSORS: dict[str, str] = {
     "process_ocr": "processors.ml.ocr:process_ocr",
     "process_face": "processors.ml.faces:process_face",
     "process_caption": "processors.ml.caption:process_caption",
+    "process_labels": "processors.ml.labels:process_labels",
 }
 
 
@@ -34,14 +35,19 @@ def with_options(spec: str, **options: Any) -> str:
     return f"{base}?{urlencode(merged)}" if merged else base
 
 
-def processors_for(settings: Any) -> dict[str, str]:
-    """The specs a worker of these settings runs: the ML ones carry model, device, batch size."""
+def processors_for(settings: Any, concurrency: int | None = None) -> dict[str, str]:
+    """The specs a worker of these settings runs: the ML ones carry model, device, batch size,
+    and the intra-op threads of one job (the cores shared among the worker's slots, so N jobs
+    at once never oversubscribe the machine)."""
     from processors.ml import MODEL_SETTINGS, model_for
+    from processors.ml.models import threads_per_slot
 
+    slots = settings.worker_concurrency if concurrency is None else concurrency
     specs = dict(PROCESSORS)
     for task in MODEL_SETTINGS:
         specs[task] = with_options(PROCESSORS[task], model=model_for(settings, task),
-                                   device=settings.ml_device, batch_size=settings.ml_batch_size)
+                                   device=settings.ml_device, batch_size=settings.ml_batch_size,
+                                   threads=threads_per_slot(slots))
     return specs
 
 

@@ -260,6 +260,10 @@ class CatalogProjection(Projection):
         # Boxes and people come from the people read model; the catalog keeps the summary.
         return self._enrich(row, e, "faces", {"model": e.model, "count": len(e.faces)})
 
+    @handles("Asset.LabelsRecorded")
+    def labels_recorded(self, row: Row | None, e: Any) -> Row | None:
+        return self._enrich(row, e, "tags", {"model": e.model, "labels": list(e.labels)})
+
     @handles("Asset.CaptionRecorded")
     def caption_recorded(self, row: Row | None, e: Any) -> Row | None:
         return self._enrich(row, e, "caption", {"model": e.model, "caption": e.caption})
@@ -286,7 +290,7 @@ class CatalogProjection(Projection):
 
 
 TASK_OF_PART = {"embedding": "process_clip", "species": "process_species", "ocr": "process_ocr",
-                "faces": "process_face", "caption": "process_caption"}
+                "faces": "process_face", "caption": "process_caption", "tags": "process_labels"}
 
 
 def city_key(city: str | None) -> str | None:

@@ -7,6 +7,13 @@ id, and person ids are made from the event that founded them, so replaying the l
 people. A new detection of an asset (reprocess) first takes its old faces out of their people, as
 does deleting the asset; a person left with no face is gone, and faces recorded on an asset after
 its deletion (a job that was running meanwhile) are ignored. People never span owners.
+
+The owner's corrections (`PeopleBook` events) apply in log order too: a name or hiding is a column
+of the person; a merge folds the merged people's faces and vectors into the kept person and
+remembers each merged id as an alias of it; a moved face leaves its person for the named one and
+is pinned there, so a later detection of its asset (reprocess) puts it back in that person.
+Person ids are UUIDs (uuid5 of the founding face, or the id a move chose), face ids
+`<asset id>:<index>`.
 """
 
 from __future__ import annotations
@@ -17,22 +24,38 @@ from typing import Any
 
 import numpy as np
 
+from uuid import UUID, uuid5
+
 from infra.database import Database, Row, Transaction
 from projections.base import Projection, delete_in, rows_in, to_json, upsert
 
+# Cosine similarity (of normalised embeddings) from which a face joins a person, per model: each
+# encoder has its own scale. dlib's 128-d encoder: the same person scored 0.97 on the corpus,
+# different people 0.83-0.92 (its usual Euclidean 0.6 on raw vectors is about 0.9 here).
 SAME_PERSON_SIMILARITY = 0.6
+SAME_PERSON_BY_MODEL = {"blazeface+dlib-resnet": 0.94}
+PERSON_NAMESPACE = UUID("3b0d1f7a-58a4-4c41-9d55-7d0e5c2a8b61")
 FACE_COLUMNS = ["face_id", "asset_id", "owner_id", "face_index", "box", "confidence", "embedding",
-                "person_id", "model"]
+                "person_id", "model", "crop"]
 PERSON_COLUMNS = ["person_id", "owner_id", "vector_sum", "face_count"]
+ASSET_TOPICS = ("Asset.Uploaded", "Asset.FacesDetected", "Asset.Deleted")
+BOOK_TOPICS = ("PeopleBook.PersonNamed", "PeopleBook.PersonHidden", "PeopleBook.PeopleMerged",
+               "PeopleBook.FaceMoved")
+
+
+def threshold_for(model: str) -> float:
+    return SAME_PERSON_BY_MODEL.get(model, SAME_PERSON_SIMILARITY)
 
 
 class PeopleProjection(Projection):
     name = "people"
-    tables = ("people_assets", "people_faces", "people")
-    schema_version = 2  # 2: faces recorded after the asset's deletion are ignored
+    tables = ("people_assets", "people_faces", "people", "people_aliases", "people_pins")
+    # 2: faces recorded after the asset's deletion are ignored; 3: UUID person ids, per-model
+    # thresholds, names, hiding, merges and moved faces
+    schema_version = 3
 
     def create_tables(self, tx: Transaction) -> None:
-        assets, faces, people = (self.t(b) for b in self.tables)
+        assets, faces, people, aliases, pins = (self.t(b) for b in self.tables)
         tx.execute(f"CREATE TABLE {assets} (asset_id TEXT PRIMARY KEY, owner_id BIGINT NOT NULL)")
         tx.execute(
             f"""CREATE TABLE {faces} (
@@ -44,7 +67,8 @@ class PeopleProjection(Projection):
                 confidence DOUBLE PRECISION NOT NULL,
                 embedding TEXT NOT NULL,
                 person_id TEXT NOT NULL,
-                model TEXT NOT NULL
+                model TEXT NOT NULL,
+                crop TEXT
             )"""
         )
         tx.execute(f"CREATE INDEX {self.index_name(faces, 'asset')} ON {faces} (asset_id)")
@@ -54,17 +78,35 @@ class PeopleProjection(Projection):
                 person_id TEXT PRIMARY KEY,
                 owner_id BIGINT NOT NULL,
                 vector_sum TEXT NOT NULL,
-                face_count BIGINT NOT NULL
+                face_count BIGINT NOT NULL,
+                name TEXT NOT NULL DEFAULT '',
+                hidden BIGINT NOT NULL DEFAULT 0
             )"""
         )
         tx.execute(f"CREATE INDEX {self.index_name(people, 'owner')} ON {people} (owner_id)")
+        tx.execute(f"CREATE TABLE {aliases} (person_id TEXT PRIMARY KEY, owner_id BIGINT NOT NULL, "
+                   "into_id TEXT NOT NULL)")
+        tx.execute(f"CREATE TABLE {pins} (face_id TEXT PRIMARY KEY, owner_id BIGINT NOT NULL, "
+                   "person_id TEXT NOT NULL)")
 
     # Clustering needs every person of an owner, not just rows keyed by the batch's assets, so
-    # this projection applies a batch itself: load what the batch touches, fold, write back.
+    # this projection applies a batch itself: load what the batch touches, fold, write back. A
+    # correction (PeopleBook event) is applied on its own, between runs of asset events, so the
+    # log order holds.
 
     def apply_batch(self, tx: Transaction, events: Iterable[Any]) -> None:
-        relevant = [e for e in events if type(e).__qualname__ in
-                    ("Asset.Uploaded", "Asset.FacesDetected", "Asset.Deleted")]
+        run: list[Any] = []
+        for e in events:
+            topic = type(e).__qualname__
+            if topic in ASSET_TOPICS:
+                run.append(e)
+            elif topic in BOOK_TOPICS:
+                self._apply_assets(tx, run)
+                run = []
+                _Corrections(self, tx).apply(topic, e)
+        self._apply_assets(tx, run)
+
+    def _apply_assets(self, tx: Transaction, relevant: list[Any]) -> None:
         if not relevant:
             return
         batch = _Batch(self, tx)
@@ -83,6 +125,92 @@ class PeopleProjection(Projection):
         batch.save()
 
 
+def _vector(text: str) -> np.ndarray:
+    return np.array(json.loads(text), dtype=np.float64)
+
+
+def resolve(tx: Transaction, table: str, person_id: str) -> str:
+    """The person an id names now: itself, or the person it was merged into."""
+    row = tx.fetchone(f"SELECT into_id FROM {table} WHERE person_id = ?", (person_id,))
+    return str(row["into_id"]) if row else person_id
+
+
+class _Corrections:
+    """One PeopleBook event applied to the tables."""
+
+    def __init__(self, projection: PeopleProjection, tx: Transaction) -> None:
+        self.tx = tx
+        self.assets, self.faces, self.people, self.aliases, self.pins = (projection.t(b) for b in projection.tables)
+
+    def person(self, owner_id: int, person_id: str) -> Row | None:
+        return self.tx.fetchone(
+            f"SELECT person_id, owner_id, vector_sum, face_count, name, hidden FROM {self.people} "
+            "WHERE person_id = ? AND owner_id = ?", (person_id, owner_id))
+
+    def apply(self, topic: str, e: Any) -> None:
+        owner = int(e.owner_id)
+        if topic == "PeopleBook.PersonNamed":
+            self.tx.execute(f"UPDATE {self.people} SET name = ? WHERE person_id = ? AND owner_id = ?",
+                            (e.name, resolve(self.tx, self.aliases, e.person_id), owner))
+        elif topic == "PeopleBook.PersonHidden":
+            self.tx.execute(f"UPDATE {self.people} SET hidden = ? WHERE person_id = ? AND owner_id = ?",
+                            (1 if e.hidden else 0, resolve(self.tx, self.aliases, e.person_id), owner))
+        elif topic == "PeopleBook.PeopleMerged":
+            self.merge(owner, resolve(self.tx, self.aliases, e.person_id), e.merged_ids)
+        else:
+            self.move(owner, e.face_id, e.person_id)
+
+    def merge(self, owner: int, into_id: str, merged_ids: list[str]) -> None:
+        into = self.person(owner, into_id)
+        if into is None:
+            return  # the kept person was gone by then (its faces deleted): nothing to fold into
+        total, count, name = _vector(into["vector_sum"]), int(into["face_count"]), into["name"]
+        for merged_id in merged_ids:
+            merged_id = resolve(self.tx, self.aliases, merged_id)
+            merged = self.person(owner, merged_id)
+            if merged is None or merged_id == into_id:
+                continue
+            other = _vector(merged["vector_sum"])
+            total = total + other if other.shape == total.shape else total
+            count += int(merged["face_count"])
+            name = name or merged["name"]
+            self.tx.execute(f"UPDATE {self.faces} SET person_id = ? WHERE person_id = ? AND owner_id = ?",
+                            (into_id, merged_id, owner))
+            self.tx.execute(f"UPDATE {self.pins} SET person_id = ? WHERE person_id = ?", (into_id, merged_id))
+            self.tx.execute(f"UPDATE {self.aliases} SET into_id = ? WHERE into_id = ?", (into_id, merged_id))
+            upsert(self.tx, self.aliases, ["person_id", "owner_id", "into_id"], "person_id",
+                   [(merged_id, owner, into_id)])
+            self.tx.execute(f"DELETE FROM {self.people} WHERE person_id = ?", (merged_id,))
+        self.tx.execute(f"UPDATE {self.people} SET vector_sum = ?, face_count = ?, name = ? WHERE person_id = ?",
+                        (json.dumps(total.tolist()), count, name, into_id))
+
+    def move(self, owner: int, face_id: str, person_id: str) -> None:
+        target_id = resolve(self.tx, self.aliases, person_id)
+        upsert(self.tx, self.pins, ["face_id", "owner_id", "person_id"], "face_id", [(face_id, owner, target_id)])
+        face = self.tx.fetchone(f"SELECT embedding, person_id FROM {self.faces} WHERE face_id = ? AND owner_id = ?",
+                                (face_id, owner))
+        if face is None or face["person_id"] == target_id:
+            return
+        vector = _vector(face["embedding"])
+        old = self.person(owner, face["person_id"])
+        if old is not None:
+            if int(old["face_count"]) <= 1:
+                self.tx.execute(f"DELETE FROM {self.people} WHERE person_id = ?", (old["person_id"],))
+            else:
+                self.tx.execute(f"UPDATE {self.people} SET vector_sum = ?, face_count = ? WHERE person_id = ?",
+                                (json.dumps((_vector(old["vector_sum"]) - vector).tolist()),
+                                 int(old["face_count"]) - 1, old["person_id"]))
+        target = self.person(owner, target_id)
+        if target is None:
+            self.tx.execute(f"INSERT INTO {self.people} (person_id, owner_id, vector_sum, face_count) "
+                            "VALUES (?, ?, ?, 1)", (target_id, owner, json.dumps(vector.tolist())))
+        else:
+            self.tx.execute(f"UPDATE {self.people} SET vector_sum = ?, face_count = ? WHERE person_id = ?",
+                            (json.dumps((_vector(target["vector_sum"]) + vector).tolist()),
+                             int(target["face_count"]) + 1, target_id))
+        self.tx.execute(f"UPDATE {self.faces} SET person_id = ? WHERE face_id = ?", (target_id, face_id))
+
+
 class _Batch:
     def __init__(self, projection: PeopleProjection, tx: Transaction) -> None:
         self.p = projection
@@ -91,11 +219,12 @@ class _Batch:
         self.new_assets: set[str] = set()
         self.faces: dict[str, list[Row]] = {}  # asset -> its faces now
         self.people: dict[int, dict[str, dict[str, Any]]] = {}  # owner -> person id -> person
+        self.pins: dict[str, str] = {}  # face id -> person id, for the batch's assets
         self.touched_people: set[str] = set()
         self.deleted: set[str] = set()
 
     def load(self, asset_ids: set[str]) -> None:
-        assets, faces, _ = (self.p.t(b) for b in self.p.tables)
+        assets, faces, _, aliases, pins = (self.p.t(b) for b in self.p.tables)
         for row in rows_in(self.tx, f"SELECT asset_id, owner_id FROM {assets}", "asset_id", asset_ids):
             self.owners[row["asset_id"]] = int(row["owner_id"])
         for row in rows_in(self.tx, f"SELECT {', '.join(FACE_COLUMNS)} FROM {faces}", "asset_id", asset_ids,
@@ -104,6 +233,12 @@ class _Batch:
         for asset_id in asset_ids:
             self.faces.setdefault(asset_id, [])
         self.loaded_faces = {a: list(f) for a, f in self.faces.items()}
+        owners = sorted(set(self.owners.values()))
+        if owners:
+            # Pins of these owners whose face id names one of these assets (ids are "<asset>:<i>").
+            for row in rows_in(self.tx, f"SELECT face_id, person_id FROM {pins}", "owner_id", owners):
+                if row["face_id"].rsplit(":", 1)[0] in asset_ids:
+                    self.pins[row["face_id"]] = resolve(self.tx, aliases, row["person_id"])
 
     def people_of(self, owner_id: int) -> dict[str, dict[str, Any]]:
         if owner_id not in self.people:
@@ -111,8 +246,7 @@ class _Batch:
                 f"SELECT {', '.join(PERSON_COLUMNS)} FROM {self.p.t('people')} WHERE owner_id = ? "
                 "ORDER BY person_id", (owner_id,))
             self.people[owner_id] = {
-                r["person_id"]: {"sum": np.array(json.loads(r["vector_sum"]), dtype=np.float64),
-                                 "count": int(r["face_count"])}
+                r["person_id"]: {"sum": _vector(r["vector_sum"]), "count": int(r["face_count"])}
                 for r in rows
             }
         return self.people[owner_id]
@@ -125,27 +259,31 @@ class _Batch:
         for face in self.faces.get(asset_id, []):
             person = people.get(face["person_id"])
             if person is not None:
-                person["sum"] = person["sum"] - np.array(json.loads(face["embedding"]), dtype=np.float64)
+                person["sum"] = person["sum"] - _vector(face["embedding"])
                 person["count"] -= 1
                 self.touched_people.add(face["person_id"])
         self.faces[asset_id] = []
         if e is None:
             return
+        threshold = threshold_for(str(e.model))
         for index, face in enumerate(e.faces):
             vector = np.array(face["embedding"], dtype=np.float64)
             norm = float(np.linalg.norm(vector))
             vector = vector / norm if norm else vector
-            person_id = self.nearest(people, vector)
+            face_id = f"{asset_id}:{index}"
+            person_id = self.pins.get(face_id) or self.nearest(people, vector, threshold)
             if person_id is None:
-                person_id = f"{asset_id}:{e.originator_version}:{index}"
+                person_id = str(uuid5(PERSON_NAMESPACE, f"{asset_id}:{e.originator_version}:{index}"))
+            if person_id not in people:
                 people[person_id] = {"sum": np.zeros_like(vector), "count": 0}
             people[person_id]["sum"] = people[person_id]["sum"] + vector
             people[person_id]["count"] += 1
             self.touched_people.add(person_id)
             self.faces[asset_id].append({
-                "face_id": f"{asset_id}:{index}", "asset_id": asset_id, "owner_id": owner,
+                "face_id": face_id, "asset_id": asset_id, "owner_id": owner,
                 "face_index": index, "box": to_json(face["box"]), "confidence": float(face["confidence"]),
                 "embedding": json.dumps(vector.tolist()), "person_id": person_id, "model": e.model,
+                "crop": face.get("crop"),  # the face cut out (a derived file), when the processor made one
             })
 
     def forget(self, asset_id: str) -> None:
@@ -154,8 +292,8 @@ class _Batch:
         self.deleted.add(asset_id)
 
     @staticmethod
-    def nearest(people: dict[str, dict[str, Any]], vector: np.ndarray) -> str | None:
-        best, best_similarity = None, SAME_PERSON_SIMILARITY
+    def nearest(people: dict[str, dict[str, Any]], vector: np.ndarray, threshold: float) -> str | None:
+        best, best_similarity = None, threshold
         for person_id in sorted(people):
             person = people[person_id]
             if person["count"] <= 0 or person["sum"].shape != vector.shape:
@@ -167,7 +305,7 @@ class _Batch:
         return best
 
     def save(self) -> None:
-        assets, faces, people_table = (self.p.t(b) for b in self.p.tables)
+        assets, faces, people_table, _, _ = (self.p.t(b) for b in self.p.tables)
         upsert(self.tx, assets, ["asset_id", "owner_id"], "asset_id",
                [(a, self.owners[a]) for a in sorted(self.new_assets)])
         delete_in(self.tx, assets, "asset_id", self.deleted)
@@ -186,6 +324,7 @@ class _Batch:
                     keep.append((person_id, owner, json.dumps(person["sum"].tolist()), person["count"]))
                 else:
                     gone.append(person_id)
+        # Upserting these columns keeps a person's name and hiding.
         upsert(self.tx, people_table, PERSON_COLUMNS, "person_id", keep)
         delete_in(self.tx, people_table, "person_id", gone)
 
@@ -198,17 +337,53 @@ class People:
 
     def faces_of(self, owner_id: int, asset_id: str) -> list[dict[str, Any]]:
         rows = self.db.query(
-            "SELECT f.face_index, f.box, f.confidence, f.person_id, f.model, p.face_count "
+            "SELECT f.face_id, f.face_index, f.box, f.confidence, f.person_id, f.model, p.face_count "
             "FROM people_faces f LEFT JOIN people p ON p.person_id = f.person_id "
             "WHERE f.owner_id = ? AND f.asset_id = ? ORDER BY f.face_index",
             (owner_id, asset_id),
         )
-        return [{"box": json.loads(r["box"]), "confidence": r["confidence"], "person_id": r["person_id"],
-                 "person_face_count": r["face_count"]} for r in rows]
+        return [face_dto(r) | {"person_face_count": r["face_count"]} for r in rows]
 
-    def people(self, owner_id: int) -> list[dict[str, Any]]:
-        """The owner's people, most faces first."""
-        rows = self.db.query(
-            "SELECT person_id, face_count FROM people WHERE owner_id = ? ORDER BY face_count DESC, person_id",
-            (owner_id,))
-        return [{"person_id": r["person_id"], "face_count": r["face_count"]} for r in rows]
+    def face(self, owner_id: int, face_id: str) -> dict[str, Any] | None:
+        row = self.db.query_one(
+            "SELECT face_id, asset_id, box, confidence, person_id, crop FROM people_faces "
+            "WHERE owner_id = ? AND face_id = ?", (owner_id, face_id))
+        return None if row is None else face_dto(row) | {"asset_id": row["asset_id"], "crop": row["crop"]}
+
+    _PERSON_SELECT = (
+        "SELECT p.person_id, p.name, p.face_count, p.hidden, "
+        "(SELECT COUNT(DISTINCT f.asset_id) FROM people_faces f WHERE f.person_id = p.person_id) AS asset_count, "
+        "(SELECT f.face_id FROM people_faces f WHERE f.person_id = p.person_id "
+        " ORDER BY f.confidence DESC, f.face_id LIMIT 1) AS cover_face_id "
+        "FROM people p WHERE p.owner_id = ?")
+
+    def people(self, owner_id: int, include_hidden: bool = False, limit: int = 100,
+               offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """The owner's people, most faces first, and how many there are."""
+        hidden = "" if include_hidden else " AND p.hidden = 0"
+        rows = self.db.query(f"{self._PERSON_SELECT}{hidden} ORDER BY p.face_count DESC, p.person_id "
+                             "LIMIT ? OFFSET ?", (owner_id, limit, offset))
+        total = self.db.query_one(f"SELECT COUNT(*) AS n FROM people p WHERE p.owner_id = ?{hidden}", (owner_id,))
+        return [person_dto(r) for r in rows], int(total["n"]) if total else 0
+
+    def person(self, owner_id: int, person_id: str) -> dict[str, Any] | None:
+        """One person of the owner, or None (unknown, another owner's, or merged away)."""
+        row = self.db.query_one(f"{self._PERSON_SELECT} AND p.person_id = ?", (owner_id, person_id))
+        return None if row is None else person_dto(row)
+
+    def asset_ids(self, owner_id: int, person_id: str) -> list[str]:
+        rows = self.db.query("SELECT DISTINCT asset_id FROM people_faces WHERE owner_id = ? AND person_id = ? "
+                             "ORDER BY asset_id", (owner_id, person_id))
+        return [r["asset_id"] for r in rows]
+
+
+def face_dto(row: Row) -> dict[str, Any]:
+    x, y, w, h = json.loads(row["box"])
+    return {"face_id": row["face_id"], "box": {"x": x, "y": y, "w": w, "h": h},
+            "score": row["confidence"], "confidence": row["confidence"], "person_id": row["person_id"]}
+
+
+def person_dto(row: Row) -> dict[str, Any]:
+    return {"person_id": row["person_id"], "name": row["name"] or None, "face_count": int(row["face_count"]),
+            "asset_count": int(row["asset_count"] or 0), "cover_face_id": row["cover_face_id"],
+            "hidden": bool(row["hidden"])}

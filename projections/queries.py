@@ -60,6 +60,13 @@ class AssetFilter:
     city: str | None = None  # the city of `place`, case-insensitively
     near: Near | None = None
     collapse_stacks: bool = False  # only each stack's primary (and unstacked assets)
+    person_ids: tuple[str, ...] = ()  # assets that show every one of these people
+    tags: tuple[str, ...] = ()  # assets with any of these label tags
+
+    @property
+    def needs_sql(self) -> bool:
+        """Conditions on other read models (stacks, people, tags), which only the SQL paths join."""
+        return bool(self.person_ids or self.tags or self.collapse_stacks)
 
 
 EARTH_RADIUS_KM = 6371.0088
@@ -405,4 +412,9 @@ def filter_conditions(f: AssetFilter, dialect: str) -> tuple[list[str], list[Any
     if f.collapse_stacks:
         # Stack members other than the primary are hidden (the stacks read model knows them).
         add("asset_id NOT IN (SELECT asset_id FROM stack_members WHERE is_primary = 0)")
+    for person_id in f.person_ids:  # all of them: one condition each (the people read model)
+        add("asset_id IN (SELECT asset_id FROM people_faces WHERE person_id = ?)", person_id)
+    if f.tags:  # any of them (the tags read model, labels lower-cased)
+        add(f"asset_id IN (SELECT asset_id FROM asset_tags WHERE label IN ({', '.join('?' * len(f.tags))}))",
+            *[t.strip().lower() for t in f.tags])
     return where, params

@@ -12,6 +12,7 @@ from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
 from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
+from projections.tags import TagsProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
@@ -23,4 +24,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     TrashProjection.name: TrashProjection,
     StacksProjection.name: StacksProjection,
     DuplicatesProjection.name: DuplicatesProjection,
+    TagsProjection.name: TagsProjection,
 }

@@ -17,8 +17,13 @@ SQL, on SQLite helped by an FTS5 trigram table; semantic search over the stored 
 
 Documents hold what filters select on, with the catalog's semantics (`projections.queries`):
 normalised camera make, lens key, RAW flag, taken instant; the lower-cased filename and its
-reversal (suffix search as a prefix search); the user's description, OCR text and AI caption; the
-latest image embedding, unit length, with its model (float32 bytes, see `vector_bytes`).
+reversal (suffix search as a prefix search); the user's description, OCR text, AI caption and
+label tags; the latest image embedding, unit length, with its model (float32 bytes, see
+`vector_bytes`).
+
+Full-text search (`search_type: "text"`) ranks words: on SQLite an FTS5 table `search_words`
+(unicode61 words, diacritics folded) over file name, description, OCR text, caption and tags,
+ranked by BM25; on PostgreSQL a `tsvector` expression of the same columns with a GIN index.
 """
 
 from __future__ import annotations
@@ -42,10 +47,24 @@ DOCUMENT_COLUMNS = [
     "liked", "is_deleted", "original_filename", "filename_lower", "filename_reversed", "upload_time",
     "sort_time", "taken_utc", "camera_make", "lens_model", "lens_key", "description", "ocr_text",
     "caption", "embedding_model", "embedding", "sources", "latitude", "longitude", "country_code",
-    "city_key", "place_text",
+    "city_key", "place_text", "tags",
 ]
 _JSON = frozenset({"sources"})
 _TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
+# What full-text search reads, in this order (the BM25 weights in infra.search.text follow it).
+WORD_COLUMNS = ("original_filename", "description", "ocr_text", "caption", "tags", "place_text")
+
+
+def words_sql(prefix: str = "") -> str:
+    """PostgreSQL: the words full-text search reads, as one expression (the GIN index and the
+    query use the same one). File names split at `_`, `-` and `.`."""
+    parts = []
+    for column in WORD_COLUMNS:
+        value = prefix + column
+        if column == "original_filename":
+            value = f"translate({value}, '_-.', '   ')"
+        parts.append(f"coalesce({value}, '')")
+    return "to_tsvector('simple'::regconfig, " + " || ' ' || ".join(parts) + ")"
 
 
 def vector_bytes(vector: list[float] | None) -> bytes | None:
@@ -75,6 +94,13 @@ def _text_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
     return tuple(doc[c] or "" for c in _TEXT_COLUMNS)
 
 
+def _words_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
+    """The row of `search_words` a document has (None: none, as for a deleted asset)."""
+    if doc["is_deleted"]:
+        return None
+    return tuple(doc[c] or "" for c in WORD_COLUMNS)
+
+
 def doc_id_of(asset_id: str) -> int:
     """A stable 63-bit integer per asset: FTS5 rowids and vector slots are integers."""
     return uuid.UUID(asset_id).int >> 65
@@ -82,10 +108,10 @@ def doc_id_of(asset_id: str) -> int:
 
 class SearchIndexProjection(Projection):
     name = "search_index"
-    tables = ("search_documents", "search_generation", "search_text")
+    tables = ("search_documents", "search_generation", "search_text", "search_words")
     # 2: an index per filter column; 3: vectors as float32 bytes; 4: trash (restore, purge),
-    # places (position, country, city)
-    schema_version = 4
+    # places (position, country, city), or tags and full-text words (two branches); 5: all
+    schema_version = 5
 
     def create_tables(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -121,7 +147,8 @@ class SearchIndexProjection(Projection):
                 longitude DOUBLE PRECISION,
                 country_code TEXT,
                 city_key TEXT,
-                place_text TEXT
+                place_text TEXT,
+                tags TEXT
             )"""
         )
         tx.execute(f"CREATE TABLE {self.t('search_generation')} (generation TEXT NOT NULL)")
@@ -133,9 +160,17 @@ class SearchIndexProjection(Projection):
                 f"CREATE VIRTUAL TABLE {self.t('search_text')} USING fts5("
                 f"{', '.join(_TEXT_COLUMNS)}, tokenize = 'trigram case_sensitive 1')"
             )
+            # Words for ranked full-text search: BM25 over whole words, accents folded.
+            tx.execute(
+                f"CREATE VIRTUAL TABLE {self.t('search_words')} USING fts5("
+                f"{', '.join(WORD_COLUMNS)}, tokenize = 'unicode61 remove_diacritics 2')"
+            )
         else:
-            # PostgreSQL has no FTS5: the same name holds nothing and searches use plain SQL.
+            # PostgreSQL has no FTS5: the same names hold nothing; substring searches use plain
+            # SQL and full-text search a GIN index over the words' tsvector.
             tx.execute(f"CREATE TABLE {self.t('search_text')} (unused BIGINT)")
+            tx.execute(f"CREATE TABLE {self.t('search_words')} (unused BIGINT)")
+            tx.execute(f"CREATE INDEX {self.index_name(table, 'words')} ON {table} USING GIN ({words_sql()})")
 
     def create_indexes(self, tx: Transaction) -> None:
         table = self.t("search_documents")
@@ -167,6 +202,7 @@ class SearchIndexProjection(Projection):
                 row[column] = json.loads(row[column]) if row[column] is not None else None
             row["embedding"] = vector_of(row["embedding"])
             row["_indexed_text"] = _text_of(row)  # what search_text holds for it now
+            row["_indexed_words"] = _words_of(row)  # and search_words
             states[row["asset_id"]] = row
         return states
 
@@ -203,6 +239,23 @@ class SearchIndexProjection(Projection):
             delete_in(tx, text, "rowid", stale)
             tx.executemany(f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
                            fresh)
+            self._save_words(tx, states)
+
+    def _save_words(self, tx: Transaction, states: dict[str, Any]) -> None:
+        words = self.t("search_words")
+        stale, fresh = [], []
+        for state in states.values():
+            before, now = state.get("_indexed_words"), _words_of(state)
+            if before == now:
+                continue
+            if before is not None:
+                stale.append(state["doc_id"])
+            if now is not None:
+                fresh.append((state["doc_id"], *now))
+            state["_indexed_words"] = now
+        delete_in(tx, words, "rowid", stale)
+        tx.executemany(f"INSERT INTO {words} (rowid, {', '.join(WORD_COLUMNS)}) "
+                       f"VALUES (?, {', '.join('?' * len(WORD_COLUMNS))})", fresh)
 
     # -- reducers --------------------------------------------------------------------------------
 
@@ -236,7 +289,7 @@ class SearchIndexProjection(Projection):
             "filename_reversed": lower[::-1], "upload_time": upload_time, "sort_time": upload_time,
             "taken_utc": None, "camera_make": None, "lens_model": None, "lens_key": None,
             "description": None, "ocr_text": None, "caption": None, "embedding_model": None,
-            "embedding": None, "sources": {"extracted": {}, "overrides": {}},
+            "embedding": None, "sources": {"extracted": {}, "overrides": {}}, "tags": None,
             "latitude": None, "longitude": None, "country_code": None, "city_key": None,
             "place_text": None,
         }
@@ -275,6 +328,10 @@ class SearchIndexProjection(Projection):
     @handles("Asset.TextRecognised")
     def text_recognised(self, doc: Any, e: Any) -> Any:
         return self._stamp(doc, e, ocr_text=e.text or None)
+
+    @handles("Asset.LabelsRecorded")
+    def labels_recorded(self, doc: Any, e: Any) -> Any:
+        return self._stamp(doc, e, tags=", ".join(t["label"] for t in e.labels) or None)
 
     @handles("Asset.CaptionRecorded")
     def caption_recorded(self, doc: Any, e: Any) -> Any:

@@ -32,7 +32,9 @@ def make_settings(tmp_path: Path, backend: str, schema: str | None = None, **ext
         password_memory_kib=1024,
         password_time_cost=1,
         jwt_secret="test-secret-" + uuid.uuid4().hex,
-        **({"run_workers": False} | extra),
+        # The built-in OCR and face models are the product's default; tests that are not about
+        # them keep uploads to the core tasks (ML tests turn them on with `model_ocr=...`).
+        **({"run_workers": False, "model_ocr": "", "model_face": "", "model_labels": ""} | extra),
     )
     if backend == "postgres":
         settings.database_url = PG_URL

@@ -146,6 +146,8 @@ class KafkaDarkroom:
             "DARKROOM_JOB_BACKOFF_BASE_SECONDS": str(s.job_backoff_base_seconds),
             "DARKROOM_JOB_TIMEOUT_SECONDS": str(s.job_timeout_seconds),
             "DARKROOM_JOB_MAX_ATTEMPTS": str(s.job_max_attempts),
+            "DARKROOM_MODEL_OCR": s.model_ocr, "DARKROOM_MODEL_FACE": s.model_face,
+            "DARKROOM_MODEL_LABELS": s.model_labels,
             **more,
         })
         return environ

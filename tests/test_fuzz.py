@@ -95,6 +95,10 @@ def _coherent(case: Any) -> None:
         del case.query["date_to"]  # date_from must not lie after date_to (else 400)
     elif operation_id == "createStack" and body.get("asset_ids"):
         body["primary_asset_id"] = body["asset_ids"][0]  # the primary is one of the stack's assets (else 400)
+    elif operation_id == "mergePeople" and isinstance(body.get("person_ids"), list):
+        # A person cannot be merged into itself (else 400): never name the path's own id.
+        others = [p for p in body["person_ids"] if p != (case.path_parameters or {}).get("id")]
+        body["person_ids"] = others or [str(uuid.uuid4())]
     elif operation_id in ("createAlbum", "updateAlbum"):
         body.pop("cover_asset_id", None)  # must name one of the caller's assets (else 400)
 

@@ -231,7 +231,7 @@ async def test_without_models_no_ml_task_runs_and_health_says_each_is_off(
     health = await (await client.get("/api/v1/health")).json()
     tasks = health["data"]["ml"]["tasks"]
     assert {t: v["status"] for t, v in tasks.items()} == {t: "off" for t in (
-        "process_clip", "process_species", "process_ocr", "process_face", "process_caption")}
+        "process_clip", "process_species", "process_ocr", "process_face", "process_caption", "process_labels")}
     assert "DARKROOM_MODEL_SPECIES" in tasks["process_species"]["reason"]
     # Asked for by name, a task that is off runs, and the job and the asset say it was skipped.
     await user.call("POST", f"/assets/{asset_id}/reprocess", json={"tasks": ["process_species"]})

@@ -19,7 +19,7 @@ from tests.helpers import API, register
 
 VERBS = ("list", "get", "create", "update", "delete", "upload", "download", "add", "remove", "move",
          "rate", "like", "describe", "reprocess", "filter", "search", "register", "login", "logout",
-         "refresh", "restore", "empty", "resolve", "dismiss")
+         "refresh", "restore", "empty", "resolve", "dismiss", "merge")
 CREATING = {"register": "201", "createAlbum": "201", "uploadAsset": "201"}
 
 
@@ -94,7 +94,7 @@ async def test_parameters_are_typed_and_bounded(doc):
             schema = param["schema"]
             where = (method, path, param["name"])
             if param["in"] == "path":
-                assert param["required"] and (schema.get("format") == "uuid" or schema["type"] == "integer"), where
+                assert param["required"] and (schema.get("format") == "uuid" or schema["type"] == "integer" or schema.get("pattern")), where
             if schema["type"] == "integer":
                 assert "minimum" in schema and "maximum" in schema, where
             if param["name"] in ("limit", "offset"):

@@ -223,6 +223,8 @@ async def upload_asset(ctx: Ctx) -> web.Response:
            QueryParam("include_ocr", "boolean", "text found in the image, with boxes", default=False),
            QueryParam("include_faces", "boolean", "faces with boxes and people", default=False),
            QueryParam("include_ai_descriptions", "boolean", "the AI caption", default=False),
+           QueryParam("include_tags", "boolean", "labels with scores (the label model's top classes)",
+                      default=False),
        ))
 async def get_asset(ctx: Ctx) -> web.Response:
     """One of the caller's assets (a deleted one too, with `is_deleted`), with the parts asked for.
@@ -264,8 +266,12 @@ _ML_PARTS = (
 
 async def _enrichments(ctx: Ctx, row: dict[str, Any], asset: dict[str, Any]) -> None:
     """The ML parts asked for: the latest result, `{skipped: why}` when the task ran without a
-    model, or null when there is nothing (yet)."""
+    model, or null when there is nothing (yet). Tags are a plain list ([] before any)."""
     enrichments = json.loads(row["enrichments"]) if isinstance(row["enrichments"], str) else row["enrichments"]
+    if ctx.query_bool("include_tags", False):
+        tags = enrichments.get("tags") or {}
+        asset["tags"] = [{"label": t["label"], "score": t["score"], "source": tags["model"]}
+                         for t in tags.get("labels", [])]
     skipped = enrichments.get("skipped", {})
     for param, default, key, part, task in _ML_PARTS:
         if not ctx.query_bool(param, default):

@@ -27,6 +27,7 @@ from pydantic import (
 from api.envelope import fail, ok
 from api.models import _ASSET_EXAMPLE, AssetDTO, Body, body_examples, examples
 from api.registry import Ctx, route
+from domain.errors import InvalidInput
 from infra.search import SearchUnavailable
 from projections.facets import Facets
 from projections.queries import AssetFilter, Near, date_bound
@@ -134,6 +135,10 @@ class AssetFilterBody(Body):
         default=None, min_length=1, max_length=500,
         description="the whole lens name, case-insensitively (as listed by /assets/filter-options)",
     )
+    tags: list[Annotated[Text, Field(min_length=1, max_length=200)]] | None = Field(
+        default=None, max_length=50, description="label tags (any of them), as `include_tags` lists them")
+    person_ids: list[Annotated[Text, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=20, description="people (all of them) from GET /people")
 
     country_code: Text | None = Field(default=None, pattern=r"^[A-Za-z]{2}$",
                                       description="ISO 3166-1 alpha-2 country of the asset's place (any case)")
@@ -159,6 +164,7 @@ class AssetFilterBody(Body):
             country_code=self.country_code, city=self.city,
             near=Near(self.near.lat, self.near.lon, self.near.radius_km) if self.near is not None else None,
             collapse_stacks=bool(self.collapse_stacks),
+            person_ids=tuple(dict.fromkeys(self.person_ids or ())), tags=tuple(dict.fromkeys(self.tags or ())),
         )
 
 
@@ -177,10 +183,11 @@ class FilterBody(Body):
 class SearchBody(Body):
     model_config = body_examples({"query": "IMG_00", "search_type": "filename", "limit": 20, "offset": 0},
                                  {"query": "a dog on a beach", "search_type": "semantic",
-                                  "filter": {"type": "PHOTO"}})
+                                  "filter": {"type": "PHOTO"}},
+                                 {"query": "notruf 112", "search_type": "text"})
 
     query: Text = Field(min_length=1, max_length=1000)
-    search_type: Literal["filename", "semantic"]
+    search_type: Literal["filename", "semantic", "text"]
     filter: AssetFilterBody | None = None
     limit: StrictInt = Field(default=20, ge=1, json_schema_extra={"maximum": MAX_LIMIT},
                              description=f"page size (larger values are lowered to {MAX_LIMIT})")
@@ -189,7 +196,8 @@ class SearchBody(Body):
 
 class ScoredAsset(AssetDTO):
     score: float | None = Field(default=None, description="semantic search: cosine similarity "
-                                "of the asset's image embedding with the query's, best first")
+                                "of the asset's image embedding with the query's; text search: the "
+                                "relevance (BM25); best first")
 
 
 class FilteredPage(BaseModel):
@@ -247,14 +255,23 @@ async def filter_options(ctx: Ctx) -> web.Response:
 
 
 @route("POST", "/assets/search", operation_id="searchAssets",
-       summary="Search the user's assets by filename (or, with an embedder, by meaning)", tag="Search",
+       summary="Search the user's assets by filename, by their words (OCR, captions, tags...) or by meaning", tag="Search",
        body=SearchBody, response=FilteredPage)
 async def search_assets(ctx: Ctx) -> web.Response:
-    """`filename`: names containing the query, case-insensitively. `semantic`: assets ranked by
-    how well their image matches the text, with a `score` (503 when no embedding model is set).
-    `filter` narrows either."""
+    """`filename`: names containing the query, case-insensitively. `text`: full-text search over
+    OCR text, AI caption, description, tags and file name, ranked (BM25) with a `score`; a query
+    with no words is 400. `semantic`: assets ranked by how well their image matches the text,
+    with a `score` (503 when no embedding model is set). `filter` narrows each."""
     body: SearchBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
+    if body.search_type == "text":
+        from infra.search.embedded import query_words
+
+        if not query_words(body.query):
+            raise InvalidInput("query has no words to search for", "query")
+        assets, total = await ctx.run(ctx.services.search.text, ctx.user_id, _filter_of(body),
+                                      body.query, limit, body.offset)
+        return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
     if body.search_type == "semantic":
         try:
             assets, total = await ctx.run(ctx.services.search.semantic, ctx.user_id, _filter_of(body),

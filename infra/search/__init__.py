@@ -129,7 +129,7 @@ class SearchService:
                filename_contains: str | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of the owner's assets that pass the filter (and contain `filename_contains` in
         their filename), newest first, and how many pass."""
-        if f.collapse_stacks:  # stack membership lives in SQL only (the stacks read model)
+        if f.needs_sql:  # stacks, people and tags live in SQL read models only
             hits, total = self.embedded.filter(owner_id, f, limit, offset, filename_contains)
             return self._assets(owner_id, hits), total
         if self._use_elastic():
@@ -148,6 +148,24 @@ class SearchService:
         hits, total = self.embedded.filter(owner_id, f, limit, offset, filename_contains)
         return self._assets(owner_id, hits), total
 
+    def text(self, owner_id: int, f: AssetFilter, query: str, limit: int,
+             offset: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of the owner's assets that pass the filter and contain words of `query` (OCR
+        text, caption, description, tags, file name), best match first with a `score` (BM25 on
+        Elasticsearch and SQLite; ts_rank_cd on PostgreSQL's embedded index), and how many
+        matched."""
+        from infra.search.embedded import query_words
+
+        answer = None
+        if self._use_elastic() and not f.needs_sql:
+            try:
+                answer = self.elastic.text(owner_id, f, query_words(query), limit, offset)
+            except Exception as exc:
+                self._fail(exc)
+        if answer is None:
+            answer = self.embedded.text(owner_id, f, query, limit, offset)
+        return self._assets(owner_id, answer[0]), answer[1]
+
     def semantic(self, owner_id: int, f: AssetFilter, query: str, limit: int,
                  offset: int) -> tuple[list[dict[str, Any]], int]:
         """A page of the owner's assets that pass the filter, nearest in meaning to `query`
@@ -160,7 +178,7 @@ class SearchService:
             raise SearchUnavailable(str(exc)) from None
         model = self.embedder.model_id
         answer = None
-        if not f.collapse_stacks and self._use_elastic():
+        if self._use_elastic() and not f.needs_sql:
             try:
                 answer = self.elastic.semantic(owner_id, f, vector, model, limit, offset)
             except Exception as exc:

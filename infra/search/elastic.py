@@ -79,6 +79,9 @@ MAPPING: dict[str, Any] = {
         "description": {"type": "text"},
         "ocr_text": {"type": "text"},
         "caption": {"type": "text"},
+        # Full-text search: the file name as words (split at _ - .) and the label tags.
+        "filename_text": {"type": "text"},
+        "tags": {"type": "text"},
         "embedding_model": KEYWORD,
         "location": {"type": "geo_point"},
         "country_code": KEYWORD,
@@ -99,7 +102,11 @@ MAPPING: dict[str, Any] = {
 # An index of ours behind no alias and older than this is a rebuild that never finished.
 LEFTOVER_AGE_SECONDS = 6 * 3600.0
 # In index names: an index made with an older MAPPING is rebuilt, not written to.
-MAPPING_VERSION = 4  # 2: a vector field per length; 3: keywords ignore_above; 4: places
+# 2: a vector field per length; 3: keywords ignore_above; 4: places, or filename_text and tags
+# (two branches that each said 4); 5: all of them
+MAPPING_VERSION = 5
+# BM25 field boosts of full-text search (as the embedded index weighs its columns).
+TEXT_FIELDS = ["filename_text^2", "description^2", "ocr_text", "caption", "tags", "place_text"]
 
 
 def vector_field(dimension: int) -> str:
@@ -204,6 +211,7 @@ def document(row: dict[str, Any]) -> dict[str, Any]:
         "sort_time": row["sort_time"], "taken_utc": row["taken_utc"],
         "camera_make": row["camera_make"], "lens_model": row["lens_model"], "lens_key": row["lens_key"],
         "description": row["description"], "ocr_text": row["ocr_text"], "caption": row["caption"],
+        "filename_text": re.sub(r"[_.\-]+", " ", row["original_filename"] or ""), "tags": row.get("tags"),
         "embedding_model": row["embedding_model"],
         "country_code": row["country_code"], "city_key": row["city_key"], "place_text": row["place_text"],
     }
@@ -466,6 +474,21 @@ class ElasticIndex:
         if deep:
             return ([], total) if offset >= total else None
         return [(h["_id"], None) for h in found["hits"]["hits"]], total
+
+    def text(self, owner_id: int, f: AssetFilter, words: list[str], limit: int,
+             offset: int) -> tuple[list[tuple[str, float | None]], int] | None:
+        """Full-text search ranked by BM25 over the text fields (any word); None when the page
+        lies deeper than Elasticsearch pages."""
+        if offset + limit > MAX_WINDOW:
+            return None
+        query = {"bool": {"filter": filter_clauses(owner_id, f),
+                          "must": {"multi_match": {"query": " ".join(words), "fields": TEXT_FIELDS,
+                                                   "operator": "or"}}}}
+        found = self.client.search(index=self.alias, query=query, from_=offset, size=limit,
+                                   sort=[{"_score": "desc"}, {"asset_id": "asc"}], track_total_hits=True,
+                                   source=False)
+        total = int(found["hits"]["total"]["value"])
+        return [(h["_id"], float(h["_score"])) for h in found["hits"]["hits"]], total
 
     def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
                  limit: int, offset: int) -> tuple[list[tuple[str, float | None]], int] | None:

@@ -10,10 +10,13 @@ answers are the plain SQL path's by construction; what this adds is speed where 
 Those conditions are implied by the exact ones they sit beside, so they only narrow the scan.
 Semantic search takes the candidates that pass the filter from SQL and ranks them with
 `infra.search.vectors` (the whole filter first, then the top k: pages are never short).
+Full-text search ranks the words of file name, description, OCR text, caption and tags: BM25 of
+the FTS5 table `search_words` on SQLite, `ts_rank_cd` over a GIN-indexed tsvector on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -22,7 +25,18 @@ import numpy as np
 from infra.database import Database, Transaction
 from infra.search.vectors import VectorIndex
 from projections.queries import AssetFilter, _NEVER, filename_condition, filter_conditions, parse_glob
-from projections.search_index import generation_of
+from projections.search_index import generation_of, words_sql
+
+# BM25 column weights, in the order of projections.search_index.WORD_COLUMNS: a word in the file
+# name or the user's own description says more than one of many OCR'd words.
+BM25_WEIGHTS = (2.0, 2.0, 1.0, 1.0, 1.0, 1.0)
+MAX_QUERY_WORDS = 32
+
+
+def query_words(query: str) -> list[str]:
+    """The words of a full-text query (lower case, at most MAX_QUERY_WORDS, each once)."""
+    # Letters and digits; `_` separates words (file names), as FTS5 and Elasticsearch split them.
+    return list(dict.fromkeys(re.findall(r"[^\W_]+", query.lower())))[:MAX_QUERY_WORDS]
 
 
 def _prefix_range(where: list[str], params: list[Any], column: str, prefix: str) -> None:
@@ -149,6 +163,39 @@ class EmbeddedIndex:
                     f"SELECT asset_id FROM search_documents WHERE {clause} "
                     "ORDER BY sort_time DESC, asset_id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
         return [(r["asset_id"], None) for r in rows], total
+
+    # -- full text ---------------------------------------------------------------------------
+
+    def text(self, owner_id: int, f: AssetFilter, query: str, limit: int,
+             offset: int) -> tuple[list[tuple[str, float | None]], int]:
+        """One page of (asset_id, score) best match first (any of the query's words; more and
+        rarer words rank higher), and how many matched."""
+        words = query_words(query)
+        if not words or f.owner_id is not None and f.owner_id != owner_id:
+            return [], 0
+        where, params = self._where(owner_id, f, None)
+        clause = " AND ".join(where)
+        with self.db.reader() as tx:
+            if tx.dialect == "postgres":
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                terms = " | ".join("'" + w.replace("'", "''") + "'" for w in words)
+                source = (f"(SELECT asset_id, ts_rank_cd({words_sql()}, q) AS score FROM search_documents, "
+                          f"to_tsquery('simple', ?) q WHERE {words_sql()} @@ q AND {clause}) hits")
+                args: list[Any] = [terms, *params]
+            else:
+                match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+                weights = ", ".join(str(w) for w in BM25_WEIGHTS)
+                # The filter runs on the documents alone (FTS5 columns share their names).
+                source = (f"(SELECT d.asset_id AS asset_id, -w.rank AS score FROM "
+                          f"(SELECT asset_id, doc_id FROM search_documents WHERE {clause}) d JOIN "
+                          f"(SELECT rowid AS doc_id, bm25(search_words, {weights}) AS rank FROM search_words "
+                          f"WHERE search_words MATCH ?) w ON w.doc_id = d.doc_id) hits")
+                args = [*params, match]
+            counted = tx.fetchone(f"SELECT COUNT(*) AS n FROM {source}", args)
+            total = int(counted["n"]) if counted else 0
+            rows = tx.fetchall(f"SELECT asset_id, score FROM {source} ORDER BY score DESC, asset_id "
+                               "LIMIT ? OFFSET ?", (*args, limit, offset)) if offset < total else []
+        return [(r["asset_id"], float(r["score"])) for r in rows], total
 
     # -- semantic ----------------------------------------------------------------------------
 

@@ -60,12 +60,12 @@ class Captioner:
 
 
 def process_caption(job: Any, model: str | None = None, device: str | None = None,
-                    batch_size: str | None = None) -> dict[str, Any]:
+                    batch_size: str | None = None, threads: str | None = None) -> dict[str, Any]:
     from processors.ml import skipped_reason
     from processors.ml.images import NoPictures, job_images
     from processors.ml.models import cached, choice_for
 
-    choice = choice_for("process_caption", model, device, batch_size)
+    choice = choice_for("process_caption", model, device, batch_size, threads)
     if not choice.model:
         return {"skipped": skipped_reason("process_caption")}
     try:

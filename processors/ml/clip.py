@@ -100,9 +100,9 @@ def unit(vector: np.ndarray) -> np.ndarray:
 
 
 def process_clip(job: JobInput, model: str | None = None, device: str | None = None,
-                 batch_size: str | None = None) -> dict[str, Any]:
+                 batch_size: str | None = None, threads: str | None = None) -> dict[str, Any]:
     """The asset's image embedding (a video: the mean of its sampled frames)."""
-    choice = choice_for("process_clip", model, device, batch_size)
+    choice = choice_for("process_clip", model, device, batch_size, threads)
     if not choice.model:
         return {"skipped": skipped_reason("process_clip")}
     try:

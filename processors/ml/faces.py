@@ -100,17 +100,25 @@ class FaceModels:
 
 
 def process_face(job: Any, model: str | None = None, device: str | None = None,
-                 batch_size: str | None = None, threshold: str | None = None) -> dict[str, Any]:
+                 batch_size: str | None = None, threshold: str | None = None,
+                 threads: str | None = None) -> dict[str, Any]:
     """Faces of a photo: box ([x, y, w, h] as fractions of the displayed image), confidence and
-    embedding of each, best first."""
-    from processors.ml import skipped_reason
+    embedding of each, best first. The built-in BlazeFace + dlib (`processors.ml.face_builtin`)
+    is the default; any other model is a transformers detector and embedder."""
+    from processors.ml import BUILTIN_FACE, model_setting, skipped_reason
+
+    name = model_setting("process_face") if model is None else model.strip()
+    if name == BUILTIN_FACE:
+        from processors.ml import face_builtin
+
+        return face_builtin.process(job)
+    if not name:
+        return {"skipped": skipped_reason("process_face")}
     from processors.ml.images import job_images
     from processors.ml.models import cached, choice_for
     from processors.ml.ocr import fractions
 
-    choice = choice_for("process_face", model, device, batch_size)
-    if not choice.model:
-        return {"skipped": skipped_reason("process_face")}
+    choice = choice_for("process_face", name, device, batch_size, threads)
     image = job_images(job, frames=1, longest=DETECT_LONGEST)[0]
     models = cached("face", choice.model, choice.device, lambda: FaceModels(choice))
     detections = models.detect([image], DETECTION_THRESHOLD if threshold is None else float(threshold))[0]
@@ -126,4 +134,6 @@ def process_face(job: Any, model: str | None = None, device: str | None = None,
     faces = [{"box": fractions(box, image.size), "confidence": round(score, 4),
               "embedding": [round(v, 6) for v in embedding]}
              for (box, score), embedding in zip(kept, embeddings)]
-    return {"model": models.model_id, "faces": faces}
+    from processors.ml.face_builtin import save_crops
+
+    return {"model": models.model_id, "faces": save_crops(job, image, faces)}

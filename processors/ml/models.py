@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,9 +40,10 @@ class ModelChoice:
 
 
 def choice_for(task: str, model: str | None = None, device: str | None = None,
-               batch_size: int | str | None = None) -> ModelChoice:
+               batch_size: int | str | None = None, threads: int | str | None = None) -> ModelChoice:
     """The processor's options as given in its spec, the rest from the settings (environment or
-    TOML: what `darkroom worker` and `darkroom serve` read too)."""
+    TOML: what `darkroom worker` and `darkroom serve` read too). With a model, torch's intra-op
+    threads are set to `threads` (the worker's share of the cores)."""
     if model is None or device is None or batch_size is None:
         from infra.settings import load_settings
 
@@ -50,6 +52,10 @@ def choice_for(task: str, model: str | None = None, device: str | None = None,
         device = settings.ml_device if device is None else device
         batch_size = settings.ml_batch_size if batch_size is None else batch_size
     assert task in MODEL_SETTINGS, task
+    if str(model).strip() and threads is not None:
+        import torch
+
+        torch.set_num_threads(thread_count(threads))
     return ModelChoice(task, str(model).strip(), resolve_device(str(device)), max(1, int(batch_size)))
 
 
@@ -88,9 +94,25 @@ def cached(kind: str, model: str, device: str, load: Callable[[], T]) -> T:
     return _CACHE[key]
 
 
+def thread_count(threads: int | str | None) -> int:
+    """Intra-op threads for one job: as the spec says (the cores shared among the worker's
+    slots), else all cores (a lone process)."""
+    if threads is not None and str(threads).strip():
+        return max(1, int(threads))
+    return max(1, os.cpu_count() or 1)
+
+
+def threads_per_slot(slots: int) -> int:
+    """The cores divided among `slots` jobs running at once, at least one each."""
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
 def _quiet() -> None:
     """No progress bars in the worker's log for every model loaded."""
-    from transformers.utils import logging as hf_logging
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # a built-in model of the default install: no transformers there
+        return
 
     hf_logging.disable_progress_bar()
 
@@ -108,9 +130,10 @@ def forget(kind: str, model: str, device: str) -> None:
 
 
 def _empty_cuda_cache() -> None:
-    try:
-        import torch
-    except ImportError:
+    # Only where torch is loaded already: a process that never imported it has no CUDA cache,
+    # and importing it at exit (atexit) fails once the interpreter is shutting down.
+    torch = sys.modules.get("torch")
+    if torch is None:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

@@ -1,4 +1,8 @@
-"""OCR: text lines found by a layout detector, each read by a TrOCR-style recogniser.
+"""OCR: the task's entry point, and the TrOCR option (`DARKROOM_MODEL_OCR` naming a TrOCR model).
+
+The default, PP-OCRv6 from the `rapidocr` wheel, lives in `processors.ml.ppocr`; this module
+dispatches to it. The TrOCR option: text lines found by a layout detector, each read by a
+TrOCR-style recogniser.
 
 Why two stages: TrOCR (a ViT encoder with a text decoder, `VisionEncoderDecoderModel`) is the
 transformers-native recogniser and reads one line at a time; transformers has no text *detector*
@@ -134,16 +138,28 @@ class Recogniser:
 
 
 def process_ocr(job: Any, model: str | None = None, device: str | None = None,
-                batch_size: str | None = None, min_confidence: str | None = None) -> dict[str, Any]:
+                batch_size: str | None = None, min_confidence: str | None = None,
+                threads: str | None = None) -> dict[str, Any]:
     """Text of a photo: lines with boxes ([x, y, w, h] as fractions of the displayed image) and
-    confidences, in reading order; `text` is the lines joined by newlines."""
-    from processors.ml import skipped_reason
+    confidences, in reading order; `text` is the lines joined by newlines. The built-in PP-OCR
+    (`processors.ml.ppocr`, the default) also reads PDFs; any other model is a TrOCR recogniser."""
+    from processors.ml import BUILTIN_OCR, model_setting, skipped_reason
+    from processors.ml.models import thread_count
+
+    name = model_setting("process_ocr") if model is None else model.strip()
+    if name == BUILTIN_OCR:
+        from processors.ml import ppocr
+
+        return ppocr.process(job, thread_count(threads),
+                             ppocr.MIN_CONFIDENCE if min_confidence is None else float(min_confidence))
+    if not name:
+        return {"skipped": skipped_reason("process_ocr")}
+    if job.asset_type == "DOCUMENT":
+        return {"skipped": "the TrOCR option reads photos only"}
     from processors.ml.images import job_images
     from processors.ml.models import cached, choice_for
 
-    choice = choice_for("process_ocr", model, device, batch_size)
-    if not choice.model:
-        return {"skipped": skipped_reason("process_ocr")}
+    choice = choice_for("process_ocr", name, device, batch_size, threads)
     threshold = MIN_CONFIDENCE if min_confidence is None else float(min_confidence)
     image = job_images(job, frames=1, longest=DETECT_LONGEST)[0]
     boxes = find_text_lines(np.asarray(image.convert("L")))

@@ -45,14 +45,15 @@ def load_labels(path: Path = LABELS_FILE) -> tuple[SpeciesLabel, ...]:
 
 
 def process_species(job: Any, model: str | None = None, device: str | None = None,
-                    batch_size: str | None = None, top_k: str | None = None) -> dict[str, Any]:
+                    batch_size: str | None = None, top_k: str | None = None,
+                    threads: str | None = None) -> dict[str, Any]:
     """Top-k species of a photo, best first."""
     from processors.ml import skipped_reason
     from processors.ml.clip import load_clip
     from processors.ml.images import job_images
     from processors.ml.models import cached, choice_for
 
-    choice = choice_for("process_species", model, device, batch_size)
+    choice = choice_for("process_species", model, device, batch_size, threads)
     if not choice.model:
         return {"skipped": skipped_reason("process_species")}
     images = job_images(job, frames=1)
