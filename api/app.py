@@ -9,6 +9,7 @@ from aiohttp import web
 
 import api.routes.admin  # noqa: F401  (importing a routes module registers its routes)
 import api.routes.albums  # noqa: F401
+import api.routes.sharing  # noqa: F401
 import api.routes.batch  # noqa: F401  (before assets: /assets/batch must win over /assets/{id})
 import api.routes.search  # noqa: F401  (before assets: /assets/filter must win over /assets/{id})
 import api.routes.assets  # noqa: F401

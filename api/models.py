@@ -324,6 +324,9 @@ class AlbumDTO(BaseModel):
     asset_count: int
     created_at: str = Field(json_schema_extra=DATE_TIME)
     updated_at: str = Field(json_schema_extra=DATE_TIME)
+    # Only on an album someone else shares with the caller (see api/routes/sharing.py).
+    owner_id: int | None = Field(default=None, description="a shared album: its owner")
+    role: Literal["viewer", "editor"] | None = Field(default=None, description="a shared album: the caller's role")
 
 
 class AlbumPage(BaseModel):

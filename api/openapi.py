@@ -28,6 +28,9 @@ TAGS = [
     ("Batch upload", "Many files in one request, or one file in resumable chunks, with progress."),
     ("Search", "Structured filters over the catalog, their facets, and filename or semantic search."),
     ("Albums", "Ordered collections of the user's assets."),
+    ("Sharing", "Albums shared with other users (viewers, editors), public links, and what a "
+                "link shows without a token."),
+    ("Libraries", "External libraries: folders indexed in place, scanned and watched (administrators)."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
     ("Admin", "The event log, for administrators and analysts."),
@@ -44,6 +47,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "the body or file is larger than the server accepts"),
     415: ("UnsupportedMediaType", "not a supported photo, video, audio file or PDF"),
     416: ("RangeNotSatisfiable", "the Range lies outside the file"),
+    429: ("TooManyRequests", "too many attempts; `Retry-After` says when to try again"),
     500: ("InternalError", "a fault of the server; details are in its log, never in the answer"),
     503: ("ServiceUnavailable", "a backend the request needs is down or busy; retry later"),
 }

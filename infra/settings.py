@@ -73,6 +73,11 @@ class Settings:
     model_caption: str = ""
     ml_device: str = "auto"  # auto (CUDA when present), cpu, cuda, cuda:1 ...
     ml_batch_size: int = 8
+    # Sharing: wrong passwords a public link takes per window (N/second|minute|hour), then 429.
+    rate_limit_share_password: str = "10/minute"
+    # External libraries: the folders (os.pathsep- or comma-separated) under which admins may
+    # register libraries indexed in place; empty = no external library can be registered.
+    library_roots: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------
