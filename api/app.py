@@ -16,6 +16,7 @@ import api.routes.assets  # noqa: F401
 import api.routes.auth  # noqa: F401
 import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
+import api.routes.libraries  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 from api.envelope import envelope_middleware
 from api.registry import SERVICES, add_routes

@@ -228,6 +228,10 @@ class AssetDTO(BaseModel):
     ocr: OcrPart | None = None
     faces: FacesPart | None = None
     ai_descriptions: CaptionPart | None = None
+    # Only on an asset of an external library (indexed in place): which, and whether its file is
+    # missing from disk now.
+    library_id: int | None = None
+    is_offline: bool | None = None
 
 
 class AssetPage(BaseModel):

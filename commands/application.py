@@ -11,13 +11,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
 from commands.jobs import JobCommands
+from commands.libraries import LibraryCommands
 from commands.sharing import SharingCommands
 from commands.users import UserCommands
 from domain.errors import NotFound
 
 
 class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, SharingCommands,
-               Application[UUID]):
+               LibraryCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

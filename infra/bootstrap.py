@@ -42,6 +42,8 @@ class Services:
     search: Any = None  # infra.search.SearchService: filters, filename and semantic search
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
+    library_scanner: Any = None  # processors.library_scan.LibraryScanner: the scan_library queue
+    library_watcher: Any = None  # processors.library_watch.LibraryWatcher: libraries with watch on
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -68,6 +70,17 @@ class Services:
             self.settings.job_timeout_seconds, processors or processors_for(self.settings),
         )
         self.worker.start()
+        self.start_libraries()
+
+    def start_libraries(self) -> None:
+        """External libraries: their scans (from the bus) and the file-system watcher."""
+        from processors.library_scan import LibraryScanner
+        from processors.library_watch import LibraryWatcher
+
+        self.library_scanner = LibraryScanner(self, self.bus)
+        self.library_scanner.start()
+        self.library_watcher = LibraryWatcher(self)
+        self.library_watcher.start()
 
     def start_outbox(self) -> None:
         """Kafka (`darkroom serve` with DARKROOM_BUS=kafka://...): the outbox relay and the
@@ -131,6 +144,9 @@ class Services:
         if self.closed:
             return
         self.closed = True
+        for part in (self.library_watcher, self.library_scanner):
+            if part is not None:
+                part.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.scheduler is not None:
@@ -171,13 +187,17 @@ def bootstrap(settings: Settings) -> Services:
     from infra.embedding import load_embedder
     from infra.search import SearchService
 
+    from projections.libraries import Libraries
+
     catalog = Catalog(db)
     embedder = load_embedder(settings)
+    storage = Storage(settings)
+    storage.library_folder = Libraries(db).folder  # type: ignore[method-assign]
     return Services(
         settings=settings,
         app=app,
         db=db,
-        storage=Storage(settings),
+        storage=storage,
         passwords=Passwords(settings),
         tokens=AccessTokens(settings),
         runners=runners,

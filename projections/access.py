@@ -47,6 +47,13 @@ def _album(row: Row, user_id: int) -> dict[str, Any]:
     return album
 
 
+def library_part(row: Row) -> dict[str, Any]:
+    """`library_id` and `is_offline` for an asset of an external library (nothing otherwise)."""
+    if row.get("library_id") is None:
+        return {}
+    return {"library_id": int(row["library_id"]), "is_offline": bool(row["is_offline"])}
+
+
 class Access:
     """Reads scoped by the access rule."""
 
@@ -58,13 +65,15 @@ class Access:
     def asset_row(self, user_id: int, asset_id: str) -> Row | None:
         """The catalog row of an asset the user may see, or None (answer 404: not theirs)."""
         return self.db.query_one(
-            f"SELECT {_CATALOG} FROM catalog_assets c WHERE c.asset_id = ? AND {VISIBLE_ASSET}",
+            f"SELECT {_CATALOG}, lf.library_id AS library_id, lf.is_offline AS is_offline "
+            "FROM catalog_assets c LEFT JOIN library_files lf ON lf.asset_id = c.asset_id AND lf.is_removed = 0 "
+            f"WHERE c.asset_id = ? AND {VISIBLE_ASSET}",
             (asset_id, user_id, user_id, user_id),
         )
 
     def asset(self, user_id: int, asset_id: str) -> dict[str, Any] | None:
         row = self.asset_row(user_id, asset_id)
-        return asset_from_row(row) if row else None
+        return {**asset_from_row(row), **library_part(row)} if row else None
 
     # -- albums ----------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from projections.base import Projection
 from projections.catalog import CatalogProjection
 from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
+from projections.libraries import LibrariesProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
 from projections.sharing import AlbumMembersProjection, SharedLinksProjection
@@ -20,4 +21,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     SearchIndexProjection.name: SearchIndexProjection,
     AlbumMembersProjection.name: AlbumMembersProjection,
     SharedLinksProjection.name: SharedLinksProjection,
+    LibrariesProjection.name: LibrariesProjection,
 }

@@ -19,7 +19,7 @@ from tests.helpers import API, User, register
 
 VERBS = ("list", "get", "create", "update", "delete", "upload", "download", "add", "remove", "move",
          "rate", "like", "describe", "reprocess", "filter", "search", "register", "login", "logout",
-         "refresh")
+         "refresh", "scan")
 CREATING = {"register": "201", "createAlbum": "201", "uploadAsset": "201"}
 
 

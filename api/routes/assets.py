@@ -44,7 +44,7 @@ from api.registry import (
 from domain.asset import AssetType, asset_id_from, check_rating
 from domain.errors import InvalidInput, NotFound, TooLarge
 from infra.storage import StagedFile
-from projections.access import Access
+from projections.access import Access, library_part
 from projections.catalog import asset_from_row
 
 PAGE = page_params()
@@ -233,7 +233,7 @@ async def get_asset(ctx: Ctx) -> web.Response:
     row = await ctx.run(Access(ctx.services.db).asset_row, ctx.user_id, str(asset_id))
     if row is None:
         raise NotFound(f"asset {asset_id} not found")
-    asset = asset_from_row(row)
+    asset = {**asset_from_row(row), **library_part(row)}
     if include_thumbnails:
         thumbnails = json.loads(row["thumbnails"])
         asset["thumbnails"] = {

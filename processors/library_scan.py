@@ -1,0 +1,176 @@
+"""Scanning external libraries: the `scan_library` queue's consumer.
+
+A scan walks the library (or the sub-folders the watcher names), compares each file's size and
+modification time with what the read model saw, and records the differences in batches: new
+media files become assets in place (hashed, never copied), changed ones are hashed again (a new
+hash reprocesses the asset), vanished ones go offline, returned ones come back. Each batch is
+committed with the scan's counts, so progress shows while it runs, and a scan that dies resumes
+where it was: its retry finds the committed files unchanged and walks past them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import os
+from pathlib import Path
+from typing import Any
+
+from blake3 import blake3
+
+from commands.libraries import ChangedFile, NewFile, ScanTicket
+from domain.library import SCAN_QUEUE
+from infra.background import Background
+from infra.library_fs import WalkStats, glob_regex, resolve_in_library, walk
+from infra.media_types import sniff_file
+from projections.libraries import Libraries
+
+log = logging.getLogger("darkroom.libraries")
+BATCH = 200
+# Only names like these are opened to be sniffed: a library also holds sidecars, databases and
+# text, and sniffing those on every rescan would cost a read each time.
+MEDIA_EXTENSIONS = frozenset(
+    ".jpg .jpeg .jpe .png .gif .webp .tif .tiff .heic .heif .avif .bmp .jxl "
+    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .raf .rw2 .orf .pef .srw .x3f .3fr .erf .kdc .mrw .raw .rwl .iiq "
+    ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .mpg .mpeg .mts .m2ts .ts .3gp .3g2 .flv .ogv "
+    ".mp3 .m4a .aac .flac .wav .ogg .oga .opus .wma .aif .aiff .alac .ape .wv .pdf".split()
+)
+
+
+def hash_file(path: Path) -> str:
+    hasher = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+class Scan:
+    """One run of one scan job."""
+
+    def __init__(self, services: Any, ticket: ScanTicket) -> None:
+        self.services = services
+        self.app = services.app
+        self.ticket = ticket
+        self.folder = Path(ticket.path)
+        self.counts = {"seen": 0, "indexed": 0, "changed": 0, "offline": 0, "returned": 0, "skipped": 0}
+        self.new: list[NewFile] = []
+        self.changed: list[ChangedFile] = []
+        self.returned: list[str] = []
+
+    def run(self) -> dict[str, int]:
+        libraries = Libraries(self.services.db)
+        excluded = glob_regex(self.ticket.exclusion_patterns)
+        stats = WalkStats()
+        for under in self.ticket.under or [""]:
+            known = libraries.files(self.ticket.library_id, under)
+            if under:  # a file directly named by the watcher is under its own parent folder
+                start = self.folder / under
+                if not start.is_dir():
+                    under = ""
+                    known = libraries.files(self.ticket.library_id)
+            for found in walk(self.folder, excluded, stats, start=under):
+                self.counts["seen"] += 1
+                seen = known.pop(found.relative_path, None)
+                if seen is None:
+                    if os.path.splitext(found.relative_path)[1].lower() in MEDIA_EXTENSIONS:
+                        self._new(found.relative_path, found.size, found.mtime_ns)
+                elif seen[0] != found.size or seen[1] != found.mtime_ns:
+                    self._changed(seen[3], found.relative_path, found.size, found.mtime_ns)
+                elif seen[2]:
+                    self.returned.append(seen[3])
+                if len(self.new) + len(self.changed) + len(self.returned) >= BATCH:
+                    self._flush(False)
+            # What was indexed here and is not on disk (or now excluded) went offline.
+            vanished = [v[3] for v in known.values() if not v[2]]
+            for start in range(0, len(vanished), BATCH):
+                self._flush(False)
+                self.app.set_library_files_presence(vanished[start:start + BATCH], offline=True)
+                self.counts["offline"] += len(vanished[start:start + BATCH])
+        self.counts["skipped"] += stats.skipped
+        self._flush(True)
+        return self.counts
+
+    def _new(self, relative_path: str, size: int, mtime_ns: int) -> None:
+        path = resolve_in_library(self.folder, relative_path)
+        try:
+            found = sniff_file(str(path), relative_path) if path is not None else None
+            if found is None:
+                self.counts["skipped"] += 1
+                return
+            content_hash = hash_file(path)  # type: ignore[arg-type]
+        except OSError:
+            self.counts["skipped"] += 1
+            return
+        self.new.append(NewFile(relative_path, size, mtime_ns, content_hash, found.mime_type,
+                                found.asset_type.value))
+
+    def _changed(self, file_id: str, relative_path: str, size: int, mtime_ns: int) -> None:
+        path = resolve_in_library(self.folder, relative_path)
+        try:
+            found = sniff_file(str(path), relative_path) if path is not None else None
+            content_hash = hash_file(path) if path is not None else None
+        except OSError:
+            self.counts["skipped"] += 1
+            return
+        if found is None or content_hash is None:
+            self.counts["skipped"] += 1
+            return
+        self.changed.append(ChangedFile(file_id, size, mtime_ns, content_hash, found.mime_type))
+
+    def _flush(self, finished: bool) -> None:
+        if self.new:
+            self.app.index_library_files(self.ticket, self.new)
+            self.counts["indexed"] += len(self.new)
+        if self.changed:
+            self.app.change_library_files(self.changed)
+            self.counts["changed"] += len(self.changed)
+        if self.returned:
+            self.app.set_library_files_presence(self.returned, offline=False)
+            self.counts["returned"] += len(self.returned)
+        touched = bool(self.new or self.changed or self.returned)
+        self.new, self.changed, self.returned = [], [], []
+        if touched or finished:
+            self.app.record_scan_progress(self.ticket, dict(self.counts), finished)
+            self.services.wake()
+
+
+def run_scan(services: Any, job_id: int, worker_id: str) -> str | None:
+    """Claim and run one scan job; its final state for this attempt, or None if not ours."""
+    ticket = services.app.start_library_scan(job_id, worker_id)
+    if ticket is None:
+        return None
+    try:
+        counts = Scan(services, ticket).run()
+    except Exception as exc:  # the attempt fails (and is retried, resuming); the loop goes on
+        log.exception("scan job %s of library %s failed", job_id, ticket.library_id)
+        return services.app.fail_job(job_id, ticket.attempt, f"{type(exc).__name__}: {exc}") or "stale"
+    finally:
+        services.wake()
+    log.info("scan job %s of library %s: %s", job_id, ticket.library_id, counts)
+    return "completed"
+
+
+class LibraryScanner(Background):
+    """Consumes `scan_library` from the bus, one scan at a time (a scan is disk-bound)."""
+
+    def __init__(self, services: Any, bus: Any) -> None:
+        super().__init__("library-scanner", join_timeout=30)
+        self.services = services
+        self.bus = bus
+        self.worker_id = f"library-scanner:{socket.gethostname()}:{os.getpid()}"
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = None
+            try:
+                message = self.bus.consume([SCAN_QUEUE], timeout=0.5)
+                if message is None:
+                    continue
+                run_scan(self.services, message.job_id, self.worker_id)
+                self.bus.ack(message)
+            except Exception:
+                log.exception("library scanner loop error")
+                if message is not None:
+                    self.bus.retry_later(message, 5.0)
+                self._stop.wait(1.0)
