@@ -19,6 +19,7 @@ from typing import Any
 from infra.database import Database, Row
 from projections.albums import _ALBUM_SELECT, album_from_row
 from projections.catalog import CATALOG_COLUMNS, asset_from_row
+from projections.queries import AssetFilter, filename_condition, filter_conditions
 
 # Parameters: the user id, three times. `c` is the catalog row. An album's owner also sees what
 # its editors put in it.
@@ -152,3 +153,28 @@ class Access:
         row = self.db.query_one(f"{_ALBUM_SELECT} WHERE a.album_id = ? AND a.is_deleted = 0",
                                 (link["album_id"],))
         return album_from_row(row) if row else None
+
+    # -- search within a shared album -------------------------------------------------------------
+
+    def album_search(self, user_id: int, album_id: int, asset_filter: AssetFilter, limit: int, offset: int,
+                     filename_contains: str | None = None) -> tuple[list[dict[str, Any]], int] | None:
+        """The album's assets (owned or shared album) that pass the filter, newest first, and how
+        many pass in all; None when the user may not see the album."""
+        if self.album(user_id, album_id) is None:
+            return None
+        conditions, params = filter_conditions(asset_filter, self.db.dialect)
+        where = ["asset_id IN (SELECT asset_id FROM album_assets WHERE album_id = ?)", "is_deleted = 0", *conditions]
+        params = [album_id, *params]
+        if asset_filter.owner_id is not None:
+            where.append("owner_id = ?")
+            params.append(asset_filter.owner_id)
+        if filename_contains is not None:
+            sql, values = filename_condition("contains", filename_contains, self.db.dialect)
+            where.append(sql)
+            params += values
+        clause = " AND ".join(where)
+        with self.db.reader() as tx:
+            counted = tx.fetchone(f"SELECT COUNT(*) AS n FROM catalog_assets WHERE {clause}", params)
+            rows = tx.fetchall(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE {clause} "
+                               "ORDER BY sort_time DESC, asset_id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
+        return [asset_from_row(r) for r in rows], int(counted["n"]) if counted else 0

@@ -251,3 +251,25 @@ async def test_rebuild_keeps_members(client, services, media):
     assert services.db.query("SELECT * FROM album_shares ORDER BY album_id") == shares
     assert await status_of(s["carol"], "GET", f"/assets/{s['photo']}") == 200
     assert await status_of(s["bob"], "GET", f"/assets/{s['photo']}") == 404
+
+
+async def test_search_within_a_shared_album(client, media):
+    s = await scene(client, media)
+    alice, bob, carol, album = s["alice"], s["bob"], s["carol"], s["album"]
+    found = (await bob.call("POST", "/assets/filter", {"filter": {"album_id": album}}))["data"]
+    assert {a["asset_id"] for a in found["assets"]} == {s["photo"], s["song"]} and found["total"] == 2
+    found = (await bob.call("POST", "/assets/filter", {"filter": {"album_id": album, "type": "AUDIO"}}))["data"]
+    assert [a["asset_id"] for a in found["assets"]] == [s["song"]]
+    found = (await bob.call("POST", "/assets/search", {"query": "in-album", "search_type": "filename",
+                                                       "filter": {"album_id": album}}))["data"]
+    assert [a["asset_id"] for a in found["assets"]] == [s["photo"]]
+    # The album's own owner searches it the same way; a stranger and an unknown album get 404.
+    assert (await alice.call("POST", "/assets/filter", {"filter": {"album_id": album}}))["data"]["total"] == 2
+    for user, album_id in ((carol, album), (bob, s["carols"]), (bob, 999)):
+        assert await status_of(user, "POST", "/assets/filter", {"filter": {"album_id": album_id}}) == 404
+    for bad in (0, -1, "1", 1.5):
+        assert await status_of(bob, "POST", "/assets/filter", {"filter": {"album_id": bad}}) == 400, bad
+    assert await status_of(bob, "POST", "/assets/search", {"query": "x", "search_type": "semantic",
+                                                          "filter": {"album_id": album}}) == 400
+    await alice.call("DELETE", f"/albums/{album}/members/{bob.user_id}")
+    assert await status_of(bob, "POST", "/assets/filter", {"filter": {"album_id": album}}) == 404

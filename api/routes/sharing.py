@@ -242,7 +242,7 @@ def key_hash(key: str) -> str:
 
 
 @route("POST", "/shared-links", operation_id="createSharedLink", summary="Create a public link",
-       tag="Sharing", body=LinkBody, response=CreatedLink, status=201, also=(403,),
+       tag="Sharing", body=LinkBody, response=CreatedLink, status=201, also=(403, 404),
        links=(Link("deleteSharedLink", "id", "$response.body#/data/link_id"),))
 async def create_link(ctx: Ctx) -> web.Response:
     """A public link to one of the caller's albums (`album_id`) or to some of their assets
@@ -368,7 +368,7 @@ def _public_asset(key: str, row: dict[str, Any], allow_download: bool) -> dict[s
 
 
 @route("GET", "/s/{key}", operation_id="getSharedLink", summary="What a public link shows (no token)",
-       tag="Sharing", response=PublicShare, auth=False, params=(KEY, PASSWORD), also=(429,))
+       tag="Sharing", response=PublicShare, auth=False, params=(KEY, PASSWORD), also=(401, 429))
 async def open_link(ctx: Ctx) -> web.Response:
     """The album and its assets, or the assets, that the link covers, with URLs for their
     thumbnails (and originals when downloads are allowed). Nothing else of the owner's shows: no
@@ -409,7 +409,7 @@ async def _covered_row(ctx: Ctx) -> tuple[dict[str, Any], dict[str, Any]] | web.
 
 @route("GET", "/s/{key}/assets/{assetId}/thumbnail", operation_id="getSharedThumbnail",
        summary="A thumbnail of an asset the link covers (no token)", tag="Sharing", binary=("image/webp",),
-       auth=False, params=(KEY, asset_id_param("assetId"), PASSWORD), also=(429,))
+       auth=False, params=(KEY, asset_id_param("assetId"), PASSWORD), also=(401, 429))
 async def shared_thumbnail(ctx: Ctx) -> web.StreamResponse:
     """The medium WebP thumbnail of an asset the link covers; any other asset is 404."""
     found = await _covered_row(ctx)
@@ -426,7 +426,7 @@ async def shared_thumbnail(ctx: Ctx) -> web.StreamResponse:
 @route("GET", "/s/{key}/assets/{assetId}/original", operation_id="downloadSharedOriginal",
        summary="The original of an asset the link covers, when downloads are allowed (no token)",
        tag="Sharing", binary=("image/*", "video/*", "audio/*", "application/pdf"), auth=False,
-       params=(KEY, asset_id_param("assetId"), PASSWORD), also=(403, 429))
+       params=(KEY, asset_id_param("assetId"), PASSWORD), also=(401, 403, 429))
 async def shared_original(ctx: Ctx) -> web.StreamResponse:
     """The original file of an asset the link covers (Range, ETag). 403 when the link does not
     allow downloads; any asset outside the link is 404."""
