@@ -92,72 +92,90 @@ def glob_regex(patterns: list[str]) -> re.Pattern[str] | None:
     return re.compile("(?:" + "|".join(parts) + r")\Z")
 
 
-@dataclass(frozen=True)
-class Found:
-    """A regular file found by a walk."""
-
-    relative_path: str  # with "/" separators
-    size: int
-    mtime_ns: int
-
-
 @dataclass
 class WalkStats:
+    seen: int = 0  # regular files walked past
     skipped: int = 0  # symlinks leaving the library, undecodable names, unreadable folders
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _valid_name(name: str) -> bool:
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # surrogate-escaped bytes: not UTF-8 on disk
-        return False
-    return not any(ord(c) < 32 for c in name)
+    """UTF-8 on disk (no surrogate-escaped bytes) and no control characters: a name we can store,
+    serve, and keep apart from the separators of `projections.libraries.Libraries.files`."""
+    if not name.isascii():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return _CONTROL.search(name) is None
 
 
-def walk(library: Path, excluded: re.Pattern[str] | None, stats: WalkStats,
-         start: str = "") -> Iterator[Found]:
-    """Every regular file under `library` (or under its sub-folder `start`), depth first, with
-    size and modification time from one `lstat` per entry (scandir's, cached)."""
+Known = dict[str, tuple[int, int, int, str]]  # relative path -> (size, mtime_ns, is_offline, file id)
+
+
+def walk(library: Path, excluded: re.Pattern[str] | None, stats: WalkStats, start: str = "",
+         known: Known | None = None) -> Iterator[tuple[str, int, int, tuple[int, int, int, str] | None]]:
+    """Walk `library` (or its sub-folder `start`) depth first, and yield what differs from
+    `known`: (relative path with "/" separators, size, mtime_ns, the known entry or None) for
+    every regular file that is new, whose size or time changed, or that was offline. Each file
+    seen is popped from `known`, so what is left there afterwards vanished.
+
+    This is the scan's inner loop, kept lean because an unchanged rescan is all loop: folders
+    are told by scandir's file type (no system call), files are `lstat`ed once, a name already
+    known is not validated again, and an unchanged file yields nothing. A symlink costs a
+    resolve, and is followed only to a file inside the library."""
+    known = {} if known is None else known
     real_library = library.resolve()
     stack = [start.strip("/")]
+    seen_count = 0
+    is_reg = stat_module.S_ISREG
     while stack:
         relative_dir = stack.pop()
-        folder = library / relative_dir if relative_dir else library
+        prefix = f"{relative_dir}/" if relative_dir else ""
         try:
-            entries = list(os.scandir(folder))
+            entries = os.scandir(library / relative_dir if relative_dir else library)
         except OSError:
             stats.skipped += 1
             continue
-        for entry in entries:
-            name = entry.name
-            if not _valid_name(name):
-                stats.skipped += 1
-                continue
-            relative = f"{relative_dir}/{name}" if relative_dir else name
-            try:
-                st = entry.stat(follow_symlinks=False)
-            except OSError:
-                stats.skipped += 1
-                continue
-            mode = st.st_mode
-            if stat_module.S_ISLNK(mode):
-                # A link is followed only to a file inside the library (never to a folder).
+        with entries:
+            for entry in entries:
+                relative = prefix + entry.name
                 try:
-                    target = Path(entry.path).resolve(strict=True)
-                    st = target.stat()
+                    if entry.is_dir(follow_symlinks=False):
+                        if not _valid_name(entry.name):
+                            stats.skipped += 1
+                        elif excluded is None or not excluded.match(relative):
+                            stack.append(relative)
+                        continue
+                    seen = known.pop(relative, None)
+                    if seen is None and not _valid_name(entry.name):
+                        stats.skipped += 1
+                        continue
+                    if entry.is_symlink():
+                        target = Path(entry.path).resolve(strict=True)
+                        if not inside(target, real_library):
+                            stats.skipped += 1
+                            continue
+                        st = target.stat()
+                    else:
+                        st = entry.stat(follow_symlinks=False)
                 except (OSError, RuntimeError):
                     stats.skipped += 1
                     continue
-                if not inside(target, real_library) or not stat_module.S_ISREG(st.st_mode):
-                    stats.skipped += 1
+                if not is_reg(st.st_mode):
+                    if stat_module.S_ISDIR(st.st_mode):
+                        stats.skipped += 1  # a link to a folder: never followed
                     continue
-                mode = st.st_mode
-            if stat_module.S_ISDIR(mode):
-                if excluded is None or not excluded.match(relative):
-                    stack.append(relative)
-            elif stat_module.S_ISREG(mode):
-                if excluded is None or not excluded.match(relative):
-                    yield Found(relative, st.st_size, st.st_mtime_ns)
+                if excluded is not None and excluded.match(relative):
+                    if seen is not None:
+                        known[relative] = seen  # excluded now: it counts as vanished
+                    continue
+                seen_count += 1
+                if seen is None or seen[2] or seen[0] != st.st_size or seen[1] != st.st_mtime_ns:
+                    yield relative, st.st_size, st.st_mtime_ns, seen
+    stats.seen += seen_count
 
 
 def resolve_in_library(library: Path, relative_path: str) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import socket
 import os
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -53,43 +54,48 @@ class Scan:
         self.app = services.app
         self.ticket = ticket
         self.folder = Path(ticket.path)
-        self.counts = {"seen": 0, "indexed": 0, "changed": 0, "offline": 0, "returned": 0, "skipped": 0}
+        self.counts = {"indexed": 0, "changed": 0, "offline": 0, "returned": 0, "skipped": 0}
         self.new: list[NewFile] = []
         self.changed: list[ChangedFile] = []
         self.returned: list[str] = []
+        self.stats = WalkStats()
 
     def run(self) -> dict[str, int]:
         libraries = Libraries(self.services.db)
         excluded = glob_regex(self.ticket.exclusion_patterns)
-        stats = WalkStats()
         for under in self.ticket.under or [""]:
-            known = libraries.files(self.ticket.library_id, under)
+            known = known_files(libraries, self.ticket.library_id) if not under else \
+                libraries.files(self.ticket.library_id, under)
             if under:  # a file directly named by the watcher is under its own parent folder
                 start = self.folder / under
                 if not start.is_dir():
                     under = ""
                     known = libraries.files(self.ticket.library_id)
-            for found in walk(self.folder, excluded, stats, start=under):
-                self.counts["seen"] += 1
-                seen = known.pop(found.relative_path, None)
+            pending = 0
+            for relative, size, mtime_ns, seen in walk(self.folder, excluded, self.stats, under, known):
                 if seen is None:
-                    if os.path.splitext(found.relative_path)[1].lower() in MEDIA_EXTENSIONS:
-                        self._new(found.relative_path, found.size, found.mtime_ns)
-                elif seen[0] != found.size or seen[1] != found.mtime_ns:
-                    self._changed(seen[3], found.relative_path, found.size, found.mtime_ns)
-                elif seen[2]:
-                    self.returned.append(seen[3])
-                if len(self.new) + len(self.changed) + len(self.returned) >= BATCH:
+                    if os.path.splitext(relative)[1].lower() not in MEDIA_EXTENSIONS:
+                        continue
+                    self._new(relative, size, mtime_ns)
+                elif seen[0] != size or seen[1] != mtime_ns:
+                    self._changed(seen[3], relative, size, mtime_ns)
+                else:
+                    self.returned.append(seen[3])  # offline, and back unchanged
+                pending += 1
+                if pending >= BATCH:
                     self._flush(False)
+                    pending = 0
             # What was indexed here and is not on disk (or now excluded) went offline.
             vanished = [v[3] for v in known.values() if not v[2]]
-            for start in range(0, len(vanished), BATCH):
-                self._flush(False)
-                self.app.set_library_files_presence(vanished[start:start + BATCH], offline=True)
-                self.counts["offline"] += len(vanished[start:start + BATCH])
-        self.counts["skipped"] += stats.skipped
+            self._flush(False)
+            for i in range(0, len(vanished), BATCH):
+                self.app.set_library_files_presence(vanished[i:i + BATCH], offline=True)
+                self.counts["offline"] += len(vanished[i:i + BATCH])
         self._flush(True)
-        return self.counts
+        return self._counts()
+
+    def _counts(self) -> dict[str, int]:
+        return {**self.counts, "seen": self.stats.seen, "skipped": self.counts["skipped"] + self.stats.skipped}
 
     def _new(self, relative_path: str, size: int, mtime_ns: int) -> None:
         path = resolve_in_library(self.folder, relative_path)
@@ -131,8 +137,27 @@ class Scan:
         touched = bool(self.new or self.changed or self.returned)
         self.new, self.changed, self.returned = [], [], []
         if touched or finished:
-            self.app.record_scan_progress(self.ticket, dict(self.counts), finished)
+            self.app.record_scan_progress(self.ticket, self._counts(), finished)
             self.services.wake()
+
+
+# (database, library id) -> (read model fingerprint, files): what the last whole scan read,
+# reused while the fingerprint holds (an unchanged rescan then reads one aggregate, not every
+# file's row). The database is held weakly and checked, so a recycled object id never matches.
+_KNOWN: dict[tuple[int, int], tuple[weakref.ref[Any], tuple[int, int], dict[str, tuple[int, int, int, str]]]] = {}
+
+
+def known_files(libraries: Libraries, library_id: int) -> dict[str, tuple[int, int, int, str]]:
+    """A fresh copy of what the read model knows of a library's files (the walk pops from it)."""
+    key = (id(libraries.db), library_id)
+    fingerprint = libraries.fingerprint(library_id)
+    cached = _KNOWN.get(key)
+    if cached is None or cached[0]() is not libraries.db or cached[1] != fingerprint:
+        files = libraries.files(library_id)
+        if libraries.fingerprint(library_id) != fingerprint:
+            return files  # changed while read: use it once, cache nothing
+        cached = _KNOWN[key] = (weakref.ref(libraries.db), fingerprint, files)
+    return dict(cached[2])
 
 
 def run_scan(services: Any, job_id: int, worker_id: str) -> str | None:
