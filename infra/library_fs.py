@@ -127,10 +127,11 @@ def walk(library: Path, excluded: re.Pattern[str] | None, stats: WalkStats, star
     known is not validated again, and an unchanged file yields nothing. A symlink costs a
     resolve, and is followed only to a file inside the library."""
     known = {} if known is None else known
+    pop = known.pop
     real_library = library.resolve()
     stack = [start.strip("/")]
     seen_count = 0
-    is_reg = stat_module.S_ISREG
+    is_reg, is_link = stat_module.S_ISREG, stat_module.S_ISLNK
     while stack:
         relative_dir = stack.pop()
         prefix = f"{relative_dir}/" if relative_dir else ""
@@ -141,32 +142,30 @@ def walk(library: Path, excluded: re.Pattern[str] | None, stats: WalkStats, star
             continue
         with entries:
             for entry in entries:
-                relative = prefix + entry.name
+                name = entry.name
+                relative = prefix + name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        if not _valid_name(entry.name):
+                        if not _valid_name(name):
                             stats.skipped += 1
                         elif excluded is None or not excluded.match(relative):
                             stack.append(relative)
                         continue
-                    seen = known.pop(relative, None)
-                    if seen is None and not _valid_name(entry.name):
+                    seen = pop(relative, None)
+                    if seen is None and not _valid_name(name):
                         stats.skipped += 1
                         continue
-                    if entry.is_symlink():
+                    st = entry.stat(follow_symlinks=False)
+                    if not is_reg(st.st_mode):
+                        if not is_link(st.st_mode):
+                            continue  # sockets, fifos, devices: not files of a library
                         target = Path(entry.path).resolve(strict=True)
-                        if not inside(target, real_library):
-                            stats.skipped += 1
-                            continue
                         st = target.stat()
-                    else:
-                        st = entry.stat(follow_symlinks=False)
+                        if not inside(target, real_library) or not is_reg(st.st_mode):
+                            stats.skipped += 1  # a link out of the library, or to a folder
+                            continue
                 except (OSError, RuntimeError):
                     stats.skipped += 1
-                    continue
-                if not is_reg(st.st_mode):
-                    if stat_module.S_ISDIR(st.st_mode):
-                        stats.skipped += 1  # a link to a folder: never followed
                     continue
                 if excluded is not None and excluded.match(relative):
                     if seen is not None:
