@@ -43,6 +43,7 @@ bench: install $(BIN)/.installed-ml services
 	source $(SERVICES_ENV) && $(BIN)/python bench/search.py
 	source $(SERVICES_ENV) && $(BIN)/python bench/kafka.py
 	$(BIN)/python bench/ml.py
+	$(BIN)/python bench/library_scan.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

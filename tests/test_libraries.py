@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime, timedelta, timezone
 import os
 import shutil
 import time
@@ -295,3 +296,50 @@ async def test_rebuild_keeps_libraries_and_their_files(client, services, roots, 
     assert (services.db.query("SELECT * FROM libraries ORDER BY library_id"),
             services.db.query("SELECT * FROM library_files ORDER BY aggregate_id")) == live
     assert (await admin.call("GET", f"/admin/libraries/{library_id}"))["data"]["offline_count"] == 1
+
+
+def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypatch):
+    """Given a scan that fails after its first committed batch, its retry indexes the rest, and
+    no file twice; the counts of the library show the progress of each attempt."""
+    import processors.library_scan as library_scan
+
+    folder = roots / "many"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"p{i}.jpg").write_bytes(jpeg(media, f"many {i}"))
+    app = services.app
+    owner = app.register("alice", "alice@example.org", services.passwords.hash("a long password")).user.user_id
+    library_id, _ = app.create_library(owner, "many", owner, folder.resolve(), [], False)
+    monkeypatch.setattr(library_scan, "BATCH", 3)
+    calls = []
+    original = type(app).index_library_files
+
+    def dies_on_the_second_batch(self, ticket, files):  # type: ignore[no-untyped-def]
+        calls.append(len(files))
+        if len(calls) == 2:
+            raise OSError("the disk went away")
+        return original(self, ticket, files)
+
+    monkeypatch.setattr(type(app), "index_library_files", dies_on_the_second_batch)
+
+    def catch_up() -> None:
+        for runner in services.runners.values():
+            runner.catch_up()
+
+    job_id, _ = app.queue_library_scan(library_id)
+    catch_up()
+    assert library_scan.run_scan(services, job_id, "test") == "retryable"
+    catch_up()
+    assert len(services.db.query("SELECT * FROM library_files WHERE library_id = ?", (library_id,))) == 3
+    job = app.load_job(job_id)
+    assert job.state == "retryable" and "the disk went away" in job.errors[-1]["error"]
+    # The retry (as the relay would deliver it once due) walks past what is committed.
+    monkeypatch.setattr(type(app), "now", lambda self: datetime.now(timezone.utc) + timedelta(hours=1))
+    assert library_scan.run_scan(services, job_id, "test") == "completed"
+    catch_up()
+    rows = services.db.query("SELECT relative_path FROM library_files WHERE library_id = ? ORDER BY relative_path",
+                             (library_id,))
+    assert [r["relative_path"] for r in rows] == [f"p{i}.jpg" for i in range(7)]
+    assert calls[2:] == [3, 1]  # the retry indexed only the four that were missing
+    scan = services.db.query_one("SELECT scan FROM libraries WHERE library_id = ?", (library_id,))["scan"]
+    assert '"indexed": 4' in scan and '"finished": true' in scan and '"state": "completed"' in scan
