@@ -97,6 +97,7 @@ class Services:
         self.relay.start()
         self.scheduler = JobScheduler(self, self.bus)
         self.scheduler.start()
+        self.start_libraries()  # scans run in serve, one replica per message (the queue's group)
 
     def start_worker(self, queues: list[str], concurrency: int, processors: dict[str, str] | None = None) -> Any:
         """`darkroom worker`: consume these queues from the configured bus (Kafka)."""

@@ -183,7 +183,9 @@ class LibraryScanner(Background):
         super().__init__("library-scanner", join_timeout=30)
         self.services = services
         self.bus = bus
-        self.worker_id = f"library-scanner:{socket.gethostname()}:{os.getpid()}"
+        # On Kafka, the bus's client id: the scheduler tells a live worker by its consumers'
+        # client ids, which start with it.
+        self.worker_id = getattr(bus, "client_id", None) or f"library-scanner:{socket.gethostname()}:{os.getpid()}"
 
     def _run(self) -> None:
         while not self._stop.is_set():
