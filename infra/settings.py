@@ -7,6 +7,7 @@ present), then the defaults below. `darkroom config` prints the effective values
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -179,6 +180,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, _coerce(key, value, getattr(settings, key)))
+    if not re.fullmatch(r"\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*", settings.rate_limit_share_password):
+        raise SettingsError(f"DARKROOM_RATE_LIMIT_SHARE_PASSWORD must look like 10/minute (N/second|minute|hour|day), "
+                            f"got {settings.rate_limit_share_password!r}")
     if settings.database_url and not settings.is_postgres:
         raise SettingsError(
             f"DARKROOM_DATABASE_URL must start with postgresql://, got {settings.database_url!r}"

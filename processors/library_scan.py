@@ -11,8 +11,9 @@ where it was: its retry finds the committed files unchanged and walks past them.
 from __future__ import annotations
 
 import logging
-import socket
 import os
+import socket
+import time
 import weakref
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,10 @@ MEDIA_EXTENSIONS = frozenset(
 )
 
 
+class _OutOfTime(Exception):
+    """The scan used its share of the job timeout: continue in a new job."""
+
+
 def hash_file(path: Path) -> str:
     hasher = blake3()
     with open(path, "rb") as f:
@@ -59,8 +64,24 @@ class Scan:
         self.changed: list[ChangedFile] = []
         self.returned: list[str] = []
         self.stats = WalkStats()
+        self.continued = False
+        # Half the job timeout: the rescuer fails a job still running past the timeout.
+        self.deadline = time.monotonic() + services.settings.job_timeout_seconds / 2
 
     def run(self) -> dict[str, int]:
+        """Scan; the counts. A scan that nears the job timeout stops at a batch boundary,
+        completes, and queues its continuation (which walks past what is committed), so a big
+        library is never mistaken for a lost worker's job; only a scan that walked everything
+        marks what it did not see offline."""
+        try:
+            return self._run()
+        except _OutOfTime:
+            self._flush(True)
+            self.continued = True
+            self.app.queue_library_scan(self.ticket.library_id, self.ticket.under)
+            return self._counts()
+
+    def _run(self) -> dict[str, int]:
         libraries = Libraries(self.services.db)
         excluded = glob_regex(self.ticket.exclusion_patterns)
         for under in self.ticket.under or [""]:
@@ -85,6 +106,8 @@ class Scan:
                 if pending >= BATCH:
                     self._flush(False)
                     pending = 0
+                    if time.monotonic() > self.deadline:
+                        raise _OutOfTime
             # What was indexed here and is not on disk (or now excluded) went offline.
             vanished = [v[3] for v in known.values() if not v[2]]
             self._flush(False)

@@ -343,3 +343,36 @@ def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypat
     assert calls[2:] == [3, 1]  # the retry indexed only the four that were missing
     scan = services.db.query_one("SELECT scan FROM libraries WHERE library_id = ?", (library_id,))["scan"]
     assert '"indexed": 4' in scan and '"finished": true' in scan and '"state": "completed"' in scan
+
+
+def test_a_long_scan_continues_in_a_new_job_instead_of_timing_out(services, roots, media, monkeypatch):
+    """A scan past half the job timeout stops at a batch boundary, completes, and queues its
+    continuation; it marks nothing offline, and the continuation finishes the walk."""
+    import processors.library_scan as library_scan
+
+    folder = roots / "big"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"p{i}.jpg").write_bytes(jpeg(media, f"big {i}"))
+    app = services.app
+    owner = app.register("alice", "alice@example.org", services.passwords.hash("a long password")).user.user_id
+    library_id, _ = app.create_library(owner, "big", owner, folder.resolve(), [], False)
+    monkeypatch.setattr(library_scan, "BATCH", 2)
+    monkeypatch.setattr(services.settings, "job_timeout_seconds", 0.0)  # out of time at the first batch
+
+    def catch_up() -> None:
+        for runner in services.runners.values():
+            runner.catch_up()
+
+    job_id, _ = app.queue_library_scan(library_id)
+    catch_up()
+    assert library_scan.run_scan(services, job_id, "test") == "completed"
+    catch_up()
+    follow_up = app.load_library(library_id).tasks["scan_library"]["job_id"]
+    assert follow_up != job_id and app.load_job(follow_up).state == "available"
+    assert len(services.db.query("SELECT * FROM library_files WHERE library_id = ?", (library_id,))) == 2
+    monkeypatch.setattr(services.settings, "job_timeout_seconds", 300.0)
+    assert library_scan.run_scan(services, follow_up, "test") == "completed"
+    catch_up()
+    rows = services.db.query("SELECT is_offline FROM library_files WHERE library_id = ?", (library_id,))
+    assert len(rows) == 5 and not any(r["is_offline"] for r in rows)

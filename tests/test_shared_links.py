@@ -206,3 +206,12 @@ async def test_rebuild_keeps_links(client, services, media):
     assert services.db.query("SELECT * FROM shared_links ORDER BY link_id") == live
     assert (await public(client, kept["key"], "pw"))[0] == 200
     assert (await public(client, gone["key"]))[0] == 404
+
+
+def test_the_password_rate_setting_is_checked_at_start():
+    from infra.settings import SettingsError, load_settings
+
+    assert load_settings(environ={"DARKROOM_RATE_LIMIT_SHARE_PASSWORD": "5/hour"}).rate_limit_share_password == "5/hour"
+    for bad in ("often", "0/minute", "10/week", "10 per minute"):
+        with pytest.raises(SettingsError, match="DARKROOM_RATE_LIMIT_SHARE_PASSWORD"):
+            load_settings(environ={"DARKROOM_RATE_LIMIT_SHARE_PASSWORD": bad})
