@@ -77,6 +77,8 @@ async def test_an_album_link_shows_exactly_the_album(client, media):
     for asset in (lib["one"], lib["two"]):
         status, headers, thumb = await public(client, f"{key}/assets/{asset}/thumbnail")
         assert status == 200 and headers["Content-Type"] == "image/webp" and thumb[:4] == b"RIFF"
+    for size, status in (("small", 200), ("large", 200), ("huge", 400)):
+        assert (await public(client, f"{key}/assets/{lib['one']}/thumbnail?size={size}"))[0] == status, size
     status, _, original = await public(client, f"{key}/assets/{lib['one']}/original")
     assert status == 200 and original == jpeg(media, "one")
     for path in (f"{key}/assets/{lib['private']}/thumbnail", f"{key}/assets/{lib['private']}/original",

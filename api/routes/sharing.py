@@ -24,7 +24,18 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, field_v
 from api.envelope import fail, ok
 from api.files import serve_file
 from api.models import EXAMPLE_ASSET_ID, EXAMPLE_TIME, AlbumDTO, Body, body_examples, examples
-from api.registry import PREFIX, Ctx, Link, Param, PathParam, asset_id_param, page_params, positive_id_param, route
+from api.registry import (
+    PREFIX,
+    Ctx,
+    Link,
+    Param,
+    PathParam,
+    QueryParam,
+    asset_id_param,
+    page_params,
+    positive_id_param,
+    route,
+)
 from domain.errors import Forbidden, NotFound, Unauthorized
 from domain.share import MAX_LINK_ASSETS
 from infra.bootstrap import Services
@@ -409,18 +420,21 @@ async def _covered_row(ctx: Ctx) -> tuple[dict[str, Any], dict[str, Any]] | web.
 
 @route("GET", "/s/{key}/assets/{assetId}/thumbnail", operation_id="getSharedThumbnail",
        summary="A thumbnail of an asset the link covers (no token)", tag="Sharing", binary=("image/webp",),
-       auth=False, params=(KEY, asset_id_param("assetId"), PASSWORD), also=(401, 429))
+       auth=False, params=(KEY, asset_id_param("assetId"), PASSWORD, QueryParam(
+           "size", description="small (256 px), medium (1024 px) or large (2048 px)",
+           enum=("small", "medium", "large"), default="medium")), also=(401, 429))
 async def shared_thumbnail(ctx: Ctx) -> web.StreamResponse:
-    """The medium WebP thumbnail of an asset the link covers; any other asset is 404."""
+    """A WebP thumbnail of an asset the link covers; any other asset is 404."""
     found = await _covered_row(ctx)
     if isinstance(found, web.Response):
         return found
     _, row = found
-    info = json.loads(row["thumbnails"]).get("medium")
+    size = ctx.query_str("size") or "medium"
+    info = json.loads(row["thumbnails"]).get(size)
     if info is None:
-        raise NotFound("this asset has no thumbnail yet")
+        raise NotFound(f"this asset has no {size} thumbnail yet")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
-    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-medium")
+    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}")
 
 
 @route("GET", "/s/{key}/assets/{assetId}/original", operation_id="downloadSharedOriginal",
