@@ -29,6 +29,7 @@ class LibraryWatcher:
         self.debounce_ms = debounce_ms
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.polling = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="library-watcher", daemon=True)
@@ -54,9 +55,12 @@ class LibraryWatcher:
                     continue
                 checked = time.monotonic()
                 # yield_on_timeout: an empty set every rust_timeout, to notice new libraries.
+                # After an error (inotify's watch limit on a huge tree, a network share without
+                # events), fall back to polling the tree.
                 for changes in watch(*(p for p, _ in libraries.values()), stop_event=self._stop,
                                      debounce=self.debounce_ms, step=50, rust_timeout=500,
-                                     yield_on_timeout=True, raise_interrupt=False):
+                                     yield_on_timeout=True, raise_interrupt=False,
+                                     force_polling=self.polling, poll_delay_ms=2000):
                     if changes:
                         self._queue_scans(libraries, {Path(path) for _, path in changes})
                     if time.monotonic() - checked > REFRESH_SECONDS:
@@ -64,7 +68,8 @@ class LibraryWatcher:
                         if self._watched().keys() != libraries.keys():
                             break  # watch the new set
             except Exception:
-                log.exception("library watcher error; starting again in 1 s")
+                log.exception("library watcher error; polling from now on, starting again in 1 s")
+                self.polling = True
                 self._stop.wait(1.0)
 
     def _queue_scans(self, libraries: dict[int, tuple[Path, Any]], paths: set[Path]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from domain.library import library_of
 from infra.database import Database, Row
 from projections.albums import _ALBUM_SELECT, album_from_row
 from projections.catalog import CATALOG_COLUMNS, asset_from_row
@@ -49,10 +50,13 @@ def _album(row: Row, user_id: int) -> dict[str, Any]:
 
 
 def library_part(row: Row) -> dict[str, Any]:
-    """`library_id` and `is_offline` for an asset of an external library (nothing otherwise)."""
-    if row.get("library_id") is None:
+    """`library_id` and `is_offline` for an asset of an external library (nothing otherwise).
+    The library comes from the catalog's repository id, so it shows even while the libraries
+    read model (another projection) has not caught up with the file yet."""
+    library_id = library_of(str(row["repository_id"]))
+    if library_id is None:
         return {}
-    return {"library_id": int(row["library_id"]), "is_offline": bool(row["is_offline"])}
+    return {"library_id": library_id, "is_offline": bool(row.get("is_offline"))}
 
 
 class Access:

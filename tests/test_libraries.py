@@ -66,8 +66,10 @@ async def wait_scan(admin: User, library_id: int, after_job: int = 0, timeout: f
         scan = library["scan"] or {}
         if scan.get("state") == "completed" and scan.get("job_id", 0) > after_job:
             stats = (await admin.call("GET", "/admin/river/stats"))["data"]
-            if stats["available"] + stats["scheduled"] + stats["running"] + stats["retryable"] == 0:
-                return library
+            health = (await admin.call("GET", "/health", expect=None))["data"]
+            caught_up = all(p.get("lag", 1) == 0 for p in health["projections"].values())
+            if stats["available"] + stats["scheduled"] + stats["running"] + stats["retryable"] == 0 and caught_up:
+                return (await admin.call("GET", f"/admin/libraries/{library_id}"))["data"]
         await asyncio.sleep(0.2)
     raise AssertionError(f"scan did not finish: {library}")
 
@@ -272,7 +274,9 @@ async def test_the_watcher_indexes_a_new_file_within_seconds(client, roots, medi
             break
         await asyncio.sleep(0.1)
     latency = time.monotonic() - started
-    assert "2019/trip/new.jpg" in await library_assets(alice), "the watcher did not index the new file"
+    state = ((await admin.call("GET", f"/admin/libraries/{library_id}"))["data"],
+             (await admin.call("GET", "/admin/river/jobs?queue=scan_library"))["data"]["jobs"])
+    assert "2019/trip/new.jpg" in await library_assets(alice), f"the watcher did not index the new file: {state}"
     assert latency < 10, latency
     # And a removal goes offline the same way.
     asset = (await library_assets(alice))["2019/trip/new.jpg"]["asset_id"]
@@ -282,19 +286,22 @@ async def test_the_watcher_indexes_a_new_file_within_seconds(client, roots, medi
         if (await alice.call("GET", f"/assets/{asset}"))["data"]["is_offline"]:
             break
         await asyncio.sleep(0.2)
-    assert (await alice.call("GET", f"/assets/{asset}"))["data"]["is_offline"] is True
+    assert (await alice.call("GET", f"/assets/{asset}"))["data"]["is_offline"] is True, \
+        (await admin.call("GET", "/admin/river/jobs?queue=scan_library"))["data"]["jobs"]
 
 
 async def test_rebuild_keeps_libraries_and_their_files(client, services, roots, media):
     admin, alice, folder, library_id, files = await setup(client, roots, media)
     os.remove(folder / "2019" / PHOTOS[0])
+    (folder / "2019" / "trip" / PHOTOS[1]).write_bytes(jpeg(media, "rewritten"))  # new content
     job = (await admin.call("POST", f"/admin/libraries/{library_id}/scan"))["data"]["job_id"]
     await wait_scan(admin, library_id, after_job=job - 1)
-    live = (services.db.query("SELECT * FROM libraries ORDER BY library_id"),
-            services.db.query("SELECT * FROM library_files ORDER BY aggregate_id"))
-    rebuild(services.app, services.db, PROJECTIONS["libraries"], batch_size=7)
-    assert (services.db.query("SELECT * FROM libraries ORDER BY library_id"),
-            services.db.query("SELECT * FROM library_files ORDER BY aggregate_id")) == live
+    tables = ("libraries", "library_files", "catalog_assets")
+    live = [services.db.query(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables]
+    assert blake3(jpeg(media, "rewritten")).hexdigest() in {r["hash"] for r in live[2]}
+    for name in ("libraries", "catalog"):
+        rebuild(services.app, services.db, PROJECTIONS[name], batch_size=7)
+    assert [services.db.query(f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables] == live
     assert (await admin.call("GET", f"/admin/libraries/{library_id}"))["data"]["offline_count"] == 1
 
 
