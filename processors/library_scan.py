@@ -32,10 +32,7 @@ BATCH = 200
 # Only names like these are opened to be sniffed: a library also holds sidecars, databases and
 # text, and sniffing those on every rescan would cost a read each time.
 MEDIA_EXTENSIONS = frozenset(
-    ".jpg .jpeg .jpe .png .gif .webp .tif .tiff .heic .heif .avif .bmp .jxl "
-    ".dng .cr2 .cr3 .crw .nef .nrw .arw .srf .sr2 .raf .rw2 .orf .pef .srw .x3f .3fr .erf .kdc .mrw .raw .rwl .iiq "
-    ".mp4 .m4v .mov .qt .mkv .webm .avi .wmv .mpg .mpeg .mts .m2ts .ts .3gp .3g2 .flv .ogv "
-    ".mp3 .m4a .aac .flac .wav .ogg .oga .opus .wma .aif .aiff .alac .ape .wv .pdf".split()
+    [".jpg", ".jpeg", ".jpe", ".png", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif", ".bmp", ".jxl", ".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".rw2", ".orf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".raw", ".rwl", ".iiq", ".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".wmv", ".mpg", ".mpeg", ".mts", ".m2ts", ".ts", ".3gp", ".3g2", ".flv", ".ogv", ".mp3", ".m4a", ".aac", ".flac", ".wav", ".ogg", ".oga", ".opus", ".wma", ".aif", ".aiff", ".alac", ".ape", ".wv", ".pdf"]
 )
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from datetime import datetime, timedelta, timezone
 import os
 import shutil
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -199,9 +199,7 @@ async def test_paths_outside_the_roots_and_symlink_escapes_are_refused(client, r
     (folder / "a..b.jpg").write_bytes(jpeg(media, "dots"))
     os.mkdir(folder / "deep")
     (folder / "deep" / "..hidden.jpg").write_bytes(jpeg(media, "dotdot"))
-    bad_name = os.fsencode(str(folder)) + b"/bad-\xff.jpg"
-    with open(bad_name, "wb") as f:
-        f.write(jpeg(media, "undecodable name"))
+    Path(os.fsdecode(os.fsencode(str(folder)) + b"/bad-\xff.jpg")).write_bytes(jpeg(media, "undecodable name"))
 
     def body(path: str, **extra: Any) -> dict[str, Any]:
         return {"name": "x", "owner_id": alice.user_id, "path": path, **extra}
@@ -257,7 +255,7 @@ async def test_deleting_a_library_leaves_the_files(client, services, roots, medi
 
 
 async def test_the_watcher_indexes_a_new_file_within_seconds(client, roots, media):
-    admin, alice, folder, library_id, files = await setup(client, roots, media, watch=True)
+    admin, alice, folder, library_id, _ = await setup(client, roots, media, watch=True)
     await asyncio.sleep(1.0)  # the watcher re-reads its libraries every few seconds
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -291,7 +289,7 @@ async def test_the_watcher_indexes_a_new_file_within_seconds(client, roots, medi
 
 
 async def test_rebuild_keeps_libraries_and_their_files(client, services, roots, media):
-    admin, alice, folder, library_id, files = await setup(client, roots, media)
+    admin, _, folder, library_id, _ = await setup(client, roots, media)
     os.remove(folder / "2019" / PHOTOS[0])
     (folder / "2019" / "trip" / PHOTOS[1]).write_bytes(jpeg(media, "rewritten"))  # new content
     job = (await admin.call("POST", f"/admin/libraries/{library_id}/scan"))["data"]["job_id"]
@@ -308,7 +306,7 @@ async def test_rebuild_keeps_libraries_and_their_files(client, services, roots, 
 def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypatch):
     """Given a scan that fails after its first committed batch, its retry indexes the rest, and
     no file twice; the counts of the library show the progress of each attempt."""
-    import processors.library_scan as library_scan
+    from processors import library_scan
 
     folder = roots / "many"
     folder.mkdir()
@@ -341,7 +339,7 @@ def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypat
     job = app.load_job(job_id)
     assert job.state == "retryable" and "the disk went away" in job.errors[-1]["error"]
     # The retry (as the relay would deliver it once due) walks past what is committed.
-    monkeypatch.setattr(type(app), "now", lambda self: datetime.now(timezone.utc) + timedelta(hours=1))
+    monkeypatch.setattr(type(app), "now", lambda self: datetime.now(UTC) + timedelta(hours=1))
     assert library_scan.run_scan(services, job_id, "test") == "completed"
     catch_up()
     rows = services.db.query("SELECT relative_path FROM library_files WHERE library_id = ? ORDER BY relative_path",
@@ -355,7 +353,7 @@ def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypat
 def test_a_long_scan_continues_in_a_new_job_instead_of_timing_out(services, roots, media, monkeypatch):
     """A scan past half the job timeout stops at a batch boundary, completes, and queues its
     continuation; it marks nothing offline, and the continuation finishes the walk."""
-    import processors.library_scan as library_scan
+    from processors import library_scan
 
     folder = roots / "big"
     folder.mkdir()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +130,7 @@ async def test_password_is_needed_checked_and_rate_limited(client, media):
 
 async def test_expiry(client, media):
     lib = await library(client, media)
-    soon = (datetime.now(timezone.utc) + timedelta(seconds=2)).isoformat()
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
     created = await link(lib["alice"], {"album_id": lib["album"], "expires_at": soon})
     assert created["expires_at"].endswith("Z")
     assert (await public(client, created["key"]))[0] == 200
@@ -167,7 +167,7 @@ async def test_link_creation_refuses_bad_input(client, media):
     lib = await library(client, media)
     alice, bob = lib["alice"], await register(client, "bob")
     bobs = (await bob.upload_bytes(jpeg(media, "bob"), "b.jpg"))["data"]["asset_id"]
-    past = (datetime.now(timezone.utc) - timedelta(minutes=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
     for body, status in (
         ({}, 400),
         ({"album_id": lib["album"], "asset_ids": [lib["one"]]}, 400),

@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 import weakref
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -23,7 +23,14 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, field_v
 
 from api.envelope import fail, ok
 from api.files import serve_file
-from api.models import EXAMPLE_ASSET_ID, EXAMPLE_TIME, AlbumDTO, Body, body_examples, examples
+from api.models import (
+    EXAMPLE_ASSET_ID,
+    EXAMPLE_TIME,
+    AlbumDTO,
+    Body,
+    body_examples,
+    examples,
+)
 from api.registry import (
     PREFIX,
     Ctx,
@@ -40,7 +47,7 @@ from domain.errors import Forbidden, NotFound, Unauthorized
 from domain.share import MAX_LINK_ASSETS
 from infra.bootstrap import Services
 from projections.access import Access
-from projections.sharing import SharedLinks, link_from_row
+from projections.sharing import SharedLinks
 
 ALBUM_ID = positive_id_param("id", "an album")
 USER_ID = positive_id_param("userId", "a member's user")
@@ -260,7 +267,7 @@ async def create_link(ctx: Ctx) -> web.Response:
     (`asset_ids`), with an optional expiry, password (argon2id-hashed) and `allow_download`
     (default true: the originals can be fetched). The answer holds the key, this once."""
     body: LinkBody = ctx.body
-    expires = datetime.fromisoformat(body.expires_at).astimezone(timezone.utc) if body.expires_at else None
+    expires = datetime.fromisoformat(body.expires_at).astimezone(UTC) if body.expires_at else None
     password_hash = await ctx.run(ctx.services.passwords.hash, body.password) if body.password else None
     key = secrets.token_urlsafe(32)
     link_id, position = await ctx.run(
@@ -336,7 +343,7 @@ def _open_link(services: Services, key: str, password: str | None) -> dict[str, 
     if row is None:
         raise NotFound("shared link not found")
     link = services.app.shared_link(int(row["link_id"]))  # the aggregate: revocation is immediate
-    if not link.is_usable(datetime.now(timezone.utc)):
+    if not link.is_usable(datetime.now(UTC)):
         raise NotFound("shared link not found")
     if link.password_hash:
         if password is None:
