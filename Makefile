@@ -47,6 +47,7 @@ bench: install $(BIN)/.installed-ml services
 	source $(SERVICES_ENV) && $(BIN)/python bench/kafka.py
 	$(BIN)/python bench/library.py
 	$(BIN)/python bench/ml.py
+	$(BIN)/python bench/library_scan.py
 	# Last, so its table closes the output: hot paths, event store and search, ratios vs aims.
 	source $(SERVICES_ENV) && $(BIN)/python bench/summary.py
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 import api.routes.admin  # noqa: F401  (importing a routes module registers its routes)
 import api.routes.albums  # noqa: F401
+import api.routes.sharing  # noqa: F401
 import api.routes.batch  # noqa: F401  (before assets: /assets/batch must win over /assets/{id})
 import api.routes.search  # noqa: F401  (before assets: /assets/filter must win over /assets/{id})
 import api.routes.assets  # noqa: F401
@@ -16,6 +17,7 @@ import api.routes.auth  # noqa: F401
 import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
 import api.routes.people  # noqa: F401
+import api.routes.libraries  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 import api.routes.trash  # noqa: F401
 import api.routes.places  # noqa: F401

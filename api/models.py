@@ -293,6 +293,10 @@ class AssetDTO(BaseModel):
     place: Place | None = Field(default=None, description="null without GPS (or far from any town)")
     stack: StackDTO | None = Field(default=None, description="GET /assets/{id}: the asset's stack, null when unstacked")
     tags: list[Tag] | None = Field(default=None, description="include_tags: labels with scores, best first")
+    # Only on an asset of an external library (indexed in place): which, and whether its file is
+    # missing from disk now.
+    library_id: int | None = None
+    is_offline: bool | None = None
 
 
 class AssetPage(BaseModel):
@@ -391,6 +395,9 @@ class AlbumDTO(BaseModel):
     asset_count: int
     created_at: str = Field(json_schema_extra=DATE_TIME)
     updated_at: str = Field(json_schema_extra=DATE_TIME)
+    # Only on an album someone else shares with the caller (see api/routes/sharing.py).
+    owner_id: int | None = Field(default=None, description="a shared album: its owner")
+    role: Literal["viewer", "editor"] | None = Field(default=None, description="a shared album: the caller's role")
 
 
 class AlbumPage(BaseModel):

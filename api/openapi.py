@@ -32,6 +32,9 @@ TAGS = [
     ("Duplicates", "Near-duplicate photos: review, resolve (keep some, trash the rest), dismiss."),
     ("Places", "Where photos were taken (offline reverse geocoding), the map, and memories."),
     ("People", "Faces in the user's photos grouped by identity: names, hiding, merges, corrections."),
+    ("Sharing", "Albums shared with other users (viewers, editors), public links, and what a "
+                "link shows without a token."),
+    ("Libraries", "External libraries: folders indexed in place, scanned and watched (administrators)."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
     ("Admin", "The event log, for administrators and analysts."),
@@ -48,6 +51,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "the body or file is larger than the server accepts"),
     415: ("UnsupportedMediaType", "not a supported photo, video, audio file or PDF"),
     416: ("RangeNotSatisfiable", "the Range lies outside the file"),
+    429: ("TooManyRequests", "too many attempts; `Retry-After` says when to try again"),
     500: ("InternalError", "a fault of the server; details are in its log, never in the answer"),
     503: ("ServiceUnavailable", "a backend the request needs is down or busy; retry later"),
 }

@@ -89,7 +89,7 @@ class AlbumCommands:
         asset.check_not_deleted()
 
         def attempt() -> int:
-            album = self.get_album_for(user_id, album_id)
+            album = self.album_for_contribution(user_id, album_id)  # owner, or an editor
             album.add_asset(str(asset_id), position, at=self.now())
             return self.save_and_position(album)
 
@@ -97,7 +97,7 @@ class AlbumCommands:
 
     def remove_from_album(self: Darkroom, user_id: int, album_id: int, asset_id: UUID) -> int:
         def attempt() -> int:
-            album = self.get_album_for(user_id, album_id)
+            album = self.album_for_contribution(user_id, album_id, removing=asset_id)
             album.remove_asset(str(asset_id), at=self.now())
             return self.save_and_position(album)
 

@@ -12,7 +12,9 @@ from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
 from commands.duplicates import DuplicateCommands
 from commands.jobs import JobCommands
+from commands.libraries import LibraryCommands
 from commands.people import PeopleCommands
+from commands.sharing import SharingCommands
 from commands.stacks import StackCommands
 from commands.trash import TrashCommands
 from commands.users import UserCommands
@@ -20,7 +22,7 @@ from domain.errors import NotFound
 
 
 class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, DuplicateCommands,
-               JobCommands, PeopleCommands, Application[UUID]):
+               JobCommands, PeopleCommands, SharingCommands, LibraryCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

@@ -345,6 +345,14 @@ class Asset(Aggregate):
         merged = {**self.extracted.get("specific_metadata", {}), **self.specific_metadata}
         return merged.get("gps_latitude"), merged.get("gps_longitude")
 
+    @event("ContentReplaced")
+    def replace_content(self, file_size: int, content_hash: str, mime_type: str) -> None:
+        """The file of an asset indexed in place (an external library) was changed on disk: its
+        size, hash and type are now these, and its processing runs again."""
+        self.file_size = file_size
+        self.content_hash = content_hash
+        self.mime_type = mime_type
+
     # -- processing results (recorded by the completion commands) ------------------------------
 
     @event("TaskStateChanged")

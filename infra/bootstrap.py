@@ -43,6 +43,8 @@ class Services:
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
     trash_sweeper: Any = None  # processors.purge.TrashSweeper: expired trash, cut-short purges
+    library_scanner: Any = None  # processors.library_scan.LibraryScanner: the scan_library queue
+    library_watcher: Any = None  # processors.library_watch.LibraryWatcher: libraries with watch on
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -69,6 +71,17 @@ class Services:
             self.settings.job_timeout_seconds, processors or processors_for(self.settings),
         )
         self.worker.start()
+        self.start_libraries()
+
+    def start_libraries(self) -> None:
+        """External libraries: their scans (from the bus) and the file-system watcher."""
+        from processors.library_scan import LibraryScanner
+        from processors.library_watch import LibraryWatcher
+
+        self.library_scanner = LibraryScanner(self, self.bus)
+        self.library_scanner.start()
+        self.library_watcher = LibraryWatcher(self)
+        self.library_watcher.start()
 
     def start_outbox(self) -> None:
         """Kafka (`darkroom serve` with DARKROOM_BUS=kafka://...): the outbox relay and the
@@ -85,6 +98,7 @@ class Services:
         self.relay.start()
         self.scheduler = JobScheduler(self, self.bus)
         self.scheduler.start()
+        self.start_libraries()  # scans run in serve, one replica per message (the queue's group)
 
     def start_worker(self, queues: list[str], concurrency: int, processors: dict[str, str] | None = None) -> Any:
         """`darkroom worker`: consume these queues from the configured bus (Kafka)."""
@@ -136,6 +150,9 @@ class Services:
         if self.closed:
             return
         self.closed = True
+        for part in (self.library_watcher, self.library_scanner):
+            if part is not None:
+                part.stop()
         if self.worker is not None:
             self.worker.stop()
         if self.scheduler is not None:
@@ -181,13 +198,17 @@ def bootstrap(settings: Settings) -> Services:
     from infra.embedding import load_embedder
     from infra.search import SearchService
 
+    from projections.libraries import Libraries
+
     catalog = Catalog(db)
     embedder = load_embedder(settings)
+    storage = Storage(settings)
+    storage.library_folder = Libraries(db).folder  # type: ignore[method-assign]
     return Services(
         settings=settings,
         app=app,
         db=db,
-        storage=Storage(settings),
+        storage=storage,
         passwords=Passwords(settings),
         tokens=AccessTokens(settings),
         runners=runners,

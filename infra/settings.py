@@ -7,6 +7,7 @@ present), then the defaults below. `darkroom config` prints the effective values
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -80,6 +81,11 @@ class Settings:
     # does it (and finishes purges cut short by a crash) looks every so many seconds.
     trash_days: float = 30.0
     trash_sweep_seconds: float = 3600.0
+    # Sharing: wrong passwords a public link takes per window (N/second|minute|hour), then 429.
+    rate_limit_share_password: str = "10/minute"
+    # External libraries: the folders (os.pathsep- or comma-separated) under which admins may
+    # register libraries indexed in place; empty = no external library can be registered.
+    library_roots: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------
@@ -181,6 +187,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, _coerce(key, value, getattr(settings, key)))
+    if not re.fullmatch(r"\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*", settings.rate_limit_share_password):
+        raise SettingsError(f"DARKROOM_RATE_LIMIT_SHARE_PASSWORD must look like 10/minute (N/second|minute|hour|day), "
+                            f"got {settings.rate_limit_share_password!r}")
     if settings.database_url and not settings.is_postgres:
         raise SettingsError(
             f"DARKROOM_DATABASE_URL must start with postgresql://, got {settings.database_url!r}"

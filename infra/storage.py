@@ -16,12 +16,15 @@ import threading
 import uuid
 import zlib
 from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from blake3 import blake3
 
-from domain.errors import InvalidInput, TooLarge
+from domain.errors import InvalidInput, NotFound, TooLarge
+from domain.library import library_of
+from infra.library_fs import resolve_in_library
 from infra.settings import Settings, SettingsError
 
 DEFAULT_REPOSITORY_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "darkroom:repository:default"))
@@ -151,4 +154,21 @@ class Storage:
         staged.path.unlink(missing_ok=True)
 
     def path_of(self, repository_id: str, relative_path: str) -> Path:
+        library_id = library_of(repository_id)
+        if library_id is not None:
+            # An external library's file, read in place; never a path outside the library.
+            folder = self.library_folder(library_id)
+            path = resolve_in_library(folder, relative_path) if folder is not None else None
+            if path is None:
+                raise NotFound(f"the file of this asset is not in library {library_id}")
+            return path
         return self.repositories[repository_id] / relative_path
+
+    # The folder of an external library by id (the composition root wires it to the libraries
+    # read model); None for a library that does not exist (any more).
+    library_folder: Callable[[int], Path | None] = staticmethod(lambda library_id: None)  # type: ignore[assignment]
+
+    def writes_to(self, repository_id: str) -> bool:
+        """Whether Darkroom wrote the originals of this repository (and so may ever delete
+        them): never for an external library, whose files are the user's."""
+        return library_of(repository_id) is None

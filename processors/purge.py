@@ -88,28 +88,30 @@ class Purger:
             freed += _tree_size(derived)
             shutil.rmtree(derived, ignore_errors=True)
         original_removed = False
-        with storage.file_lock(files.repository_id, files.storage_path):
-            path = storage.path_of(files.repository_id, files.storage_path)
-            tomb = storage.tombstone(files.repository_id, files.storage_path)
-            if not self._original_referenced(files):
-                # Move the file away first, then decide: an upload of the same content in another
-                # process either recorded its asset before the second look (the file goes back)
-                # or finds its file gone after recording it and puts it back (Storage.ensure_kept).
-                try:
-                    os.replace(path, tomb)
-                except FileNotFoundError:
-                    pass
-                if self._original_referenced(files):
-                    self._put_back(tomb, path)
-                else:
+        # An external library's file is the user's: Darkroom deletes only files it wrote.
+        if storage.writes_to(files.repository_id):
+            with storage.file_lock(files.repository_id, files.storage_path):
+                path = storage.path_of(files.repository_id, files.storage_path)
+                tomb = storage.tombstone(files.repository_id, files.storage_path)
+                if not self._original_referenced(files):
+                    # Move the file away first, then decide: an upload of the same content in another
+                    # process either recorded its asset before the second look (the file goes back)
+                    # or finds its file gone after recording it and puts it back (Storage.ensure_kept).
                     try:
-                        freed += tomb.stat().st_size
-                        tomb.unlink()
+                        os.replace(path, tomb)
                     except FileNotFoundError:
                         pass
-                    original_removed = True
-            else:
-                self._put_back(tomb, path)  # a tombstone left by a crash, of a file still in use
+                    if self._original_referenced(files):
+                        self._put_back(tomb, path)
+                    else:
+                        try:
+                            freed += tomb.stat().st_size
+                            tomb.unlink()
+                        except FileNotFoundError:
+                            pass
+                        original_removed = True
+                else:
+                    self._put_back(tomb, path)  # a tombstone left by a crash, of a file still in use
         position = services.app.record_files_removed(UUID(files.asset_id), freed, original_removed)
         services.wake()
         services.wait_for(position)

@@ -276,6 +276,12 @@ class CatalogProjection(Projection):
         enrichments["skipped"] = {**enrichments.get("skipped", {}), e.task: e.reason}
         return self._stamp(row, e, enrichments=enrichments)
 
+    @handles("Asset.ContentReplaced")
+    def content_replaced(self, row: Row | None, e: Any) -> Row | None:
+        # An external library's file changed on disk (see domain/library.py).
+        return self._stamp(row, e, file_size=e.file_size, hash=e.content_hash, mime_type=e.mime_type,
+                           is_raw=1 if e.mime_type in RAW_MIME_TYPES else 0)
+
     @handles("Asset.Deleted")
     def deleted(self, row: Row | None, e: Any) -> Row | None:
         return self._stamp(row, e, is_deleted=1, deleted_at=ts(e.at))

@@ -8,11 +8,13 @@ from projections.catalog import CatalogProjection
 from projections.duplicates import DuplicatesProjection
 from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
+from projections.libraries import LibrariesProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
 from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
 from projections.tags import TagsProjection
+from projections.sharing import AlbumMembersProjection, SharedLinksProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
@@ -25,4 +27,7 @@ PROJECTIONS: dict[str, type[Projection]] = {
     StacksProjection.name: StacksProjection,
     DuplicatesProjection.name: DuplicatesProjection,
     TagsProjection.name: TagsProjection,
+    AlbumMembersProjection.name: AlbumMembersProjection,
+    SharedLinksProjection.name: SharedLinksProjection,
+    LibrariesProjection.name: LibrariesProjection,
 }

@@ -19,7 +19,7 @@ from tests.helpers import API, register
 
 VERBS = ("list", "get", "create", "update", "delete", "upload", "download", "add", "remove", "move",
          "rate", "like", "describe", "reprocess", "filter", "search", "register", "login", "logout",
-         "refresh", "restore", "empty", "resolve", "dismiss", "merge")
+         "refresh", "restore", "empty", "resolve", "dismiss", "merge", "scan")
 CREATING = {"register": "201", "createAlbum": "201", "uploadAsset": "201"}
 
 
@@ -94,7 +94,9 @@ async def test_parameters_are_typed_and_bounded(doc):
             schema = param["schema"]
             where = (method, path, param["name"])
             if param["in"] == "path":
-                assert param["required"] and (schema.get("format") == "uuid" or schema["type"] == "integer" or schema.get("pattern")), where
+                # ids are UUIDs or integers; a public link's key is a string of a declared shape
+                assert param["required"] and (schema.get("format") == "uuid" or schema["type"] == "integer"
+                                              or "pattern" in schema), where
             if schema["type"] == "integer":
                 assert "minimum" in schema and "maximum" in schema, where
             if param["name"] in ("limit", "offset"):
@@ -149,7 +151,7 @@ async def test_each_declared_constraint_is_what_the_handler_enforces(client, doc
     admin = await register(client, "admin")  # the first user: admin routes answer too
     asset_id = (await admin.upload(media / "photo" / "kodak_dx4330.jpg"))["data"]["asset_id"]
     album_id = (await admin.call("POST", "/albums", {"album_name": "a"}, expect=201))["data"]["album_id"]
-    path_values = {"id": None, "assetId": asset_id, "albumId": str(album_id), "rating": "3"}
+    path_values = {"id": None, "assetId": asset_id, "albumId": str(album_id), "rating": "3", "key": "k" * 43}
     checked = 0
     for path, method, op in operations(doc):
         if method != "get":

@@ -8,13 +8,14 @@ from aiohttp import web
 
 from api.envelope import ok
 from api.models import AddToAlbumBody, AlbumAssets, AlbumCreateBody, AlbumDTO, AlbumPage, AlbumUpdateBody, PositionBody
-from api.registry import Ctx, Link, asset_id_param, page_params, positive_id_param, route
+from api.registry import Ctx, Link, QueryParam, asset_id_param, page_params, positive_id_param, route
 from domain.asset import asset_id_from
 from domain.errors import NotFound
+from projections.access import SCOPES, Access
 
 
 async def _album(ctx: Ctx, album_id: int) -> dict[str, Any]:
-    album = await ctx.run(ctx.services.albums.get, ctx.user_id, album_id)
+    album = await ctx.run(Access(ctx.services.db).album, ctx.user_id, album_id)  # owned or shared
     if album is None:
         raise NotFound(f"album {album_id} not found")
     return album
@@ -26,11 +27,15 @@ _USES_ALBUM_ID = ("getAlbum", "updateAlbum", "deleteAlbum", "listAlbumAssets", "
 
 
 @route("GET", "/albums", operation_id="listAlbums", summary="The user's albums", tag="Albums",
-       response=AlbumPage, params=page_params())
+       response=AlbumPage, params=(*page_params(), QueryParam(
+           "scope", description="owned: the caller's albums; shared: albums others share with the "
+           "caller; all: both", enum=SCOPES, default="owned")))
 async def list_albums(ctx: Ctx) -> web.Response:
-    """The user's albums, oldest first, a page at a time, with the total count."""
+    """The user's albums (with `scope`, also or only those shared with them, each naming its
+    `owner_id` and the caller's `role`), oldest first, a page at a time, with the total count."""
     limit, offset = ctx.query_int("limit", 20, 1, 100), ctx.query_int("offset", 0)
-    albums, total = await ctx.run(ctx.services.albums.list, ctx.user_id, limit, offset)
+    scope = ctx.query_str("scope") or "owned"
+    albums, total = await ctx.run(Access(ctx.services.db).albums, ctx.user_id, scope, limit, offset)
     return ok({"albums": albums, "limit": limit, "offset": offset, "total": total})
 
 
@@ -50,7 +55,8 @@ async def create_album(ctx: Ctx) -> web.Response:
 @route("GET", "/albums/{id}", operation_id="getAlbum", summary="One album", tag="Albums",
        response=AlbumDTO, params=(ALBUM_ID,))
 async def get_album(ctx: Ctx) -> web.Response:
-    """One of the caller's albums; another user's album is not found (404)."""
+    """One of the caller's albums, or one shared with them (then with `owner_id` and `role`);
+    any other album is not found (404)."""
     return ok(await _album(ctx, ctx.path_int("id")))
 
 
@@ -90,10 +96,11 @@ async def album_assets(ctx: Ctx) -> web.Response:
 
 @route("POST", "/albums/{id}/assets/{assetId}", operation_id="addAssetToAlbum",
        summary="Add an asset (appended unless a position is given)", tag="Albums", body=AddToAlbumBody,
-       params=(ALBUM_ID, ASSET_ID), also=(409,))
+       params=(ALBUM_ID, ASSET_ID), also=(403, 409))
 async def add_to_album(ctx: Ctx) -> web.Response:
     """Adds one of the caller's assets to the album, at the end or at `position` (the others
-    shift). Adding an asset already in the album answers 409."""
+    shift): the album's owner, or an editor it is shared with (a viewer gets 403). Adding an
+    asset already in the album answers 409."""
     album_id = ctx.path_int("id")
     asset_id = asset_id_from(ctx.request.match_info["assetId"])
     position = await ctx.run(ctx.services.app.add_to_album, ctx.user_id, album_id, asset_id,
@@ -103,9 +110,10 @@ async def add_to_album(ctx: Ctx) -> web.Response:
 
 
 @route("DELETE", "/albums/{id}/assets/{assetId}", operation_id="removeAssetFromAlbum",
-       summary="Remove an asset from an album", tag="Albums", params=(ALBUM_ID, ASSET_ID), also=(409,))
+       summary="Remove an asset from an album", tag="Albums", params=(ALBUM_ID, ASSET_ID), also=(403, 409))
 async def remove_from_album(ctx: Ctx) -> web.Response:
-    """Removes the asset from the album (the asset itself stays); the positions close up."""
+    """Removes the asset from the album (the asset itself stays); the positions close up. The
+    owner removes any asset; an editor only the assets they own (403 otherwise)."""
     album_id = ctx.path_int("id")
     asset_id = asset_id_from(ctx.request.match_info["assetId"])
     position = await ctx.run(ctx.services.app.remove_from_album, ctx.user_id, album_id, asset_id)

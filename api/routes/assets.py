@@ -44,6 +44,7 @@ from api.registry import (
 from domain.asset import AssetType, asset_id_from, check_rating
 from domain.errors import InvalidInput, NotFound, TooLarge
 from infra.storage import StagedFile
+from projections.access import Access, library_part
 from projections.catalog import asset_from_row
 from projections.stacks import Stacks
 
@@ -75,7 +76,7 @@ def _types(ctx: Ctx) -> list[str] | None:
 
 
 async def _asset(ctx: Ctx, asset_id: UUID) -> dict[str, Any]:
-    asset = await ctx.run(ctx.services.catalog.get, ctx.user_id, str(asset_id))
+    asset = await ctx.run(Access(ctx.services.db).asset, ctx.user_id, str(asset_id))
     if asset is None:
         raise NotFound(f"asset {asset_id} not found")
     return asset
@@ -232,10 +233,10 @@ async def get_asset(ctx: Ctx) -> web.Response:
     asset_id = _asset_id(ctx)
     include_thumbnails = ctx.query_bool("include_thumbnails", True)
     include_albums = ctx.query_bool("include_albums", True)
-    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(asset_id))
+    row = await ctx.run(Access(ctx.services.db).asset_row, ctx.user_id, str(asset_id))
     if row is None:
         raise NotFound(f"asset {asset_id} not found")
-    asset = asset_from_row(row)
+    asset = {**asset_from_row(row), **library_part(row)}
     if include_thumbnails:
         thumbnails = json.loads(row["thumbnails"])
         asset["thumbnails"] = {
@@ -249,7 +250,7 @@ async def get_asset(ctx: Ctx) -> web.Response:
     if "web_audio" in web_versions:
         asset["web_audio_url"] = f"{PREFIX}/assets/{asset_id}/audio/web"
     if include_albums:
-        asset["albums"] = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
+        asset["albums"] = await ctx.run(Access(ctx.services.db).albums_containing, ctx.user_id, asset["asset_id"])
     await _enrichments(ctx, row, asset)
     asset["stack"] = await ctx.run(Stacks(ctx.services.db).of_asset, ctx.user_id, asset["asset_id"])
     return ok(asset)
@@ -322,7 +323,7 @@ async def delete_asset(ctx: Ctx) -> web.Response:
 async def original(ctx: Ctx) -> web.StreamResponse:
     """The uploaded file byte for byte, with its own media type. Honours `Range` (206) and
     `If-None-Match` (304)."""
-    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    row = await ctx.run(Access(ctx.services.db).asset_row, ctx.user_id, str(_asset_id(ctx)))
     if row is None:
         raise NotFound(f"asset {ctx.request.match_info['id']} not found")
     path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
@@ -341,7 +342,7 @@ async def thumbnail(ctx: Ctx) -> web.StreamResponse:
     size = ctx.query_str("size") or "medium"
     if size not in THUMBNAIL_SIZES:
         raise InvalidInput(f"size must be one of {', '.join(THUMBNAIL_SIZES)}", "size")
-    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    row = await ctx.run(Access(ctx.services.db).asset_row, ctx.user_id, str(_asset_id(ctx)))
     if row is None:
         raise NotFound(f"asset {ctx.request.match_info['id']} not found")
     info = json.loads(row["thumbnails"]).get(size)
@@ -352,7 +353,7 @@ async def thumbnail(ctx: Ctx) -> web.StreamResponse:
 
 
 async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
-    row = await ctx.run(ctx.services.catalog.row, ctx.user_id, str(_asset_id(ctx)))
+    row = await ctx.run(Access(ctx.services.db).asset_row, ctx.user_id, str(_asset_id(ctx)))
     if row is None:
         raise NotFound(f"asset {ctx.request.match_info['id']} not found")
     wanted = "VIDEO" if kind == "web_video" else "AUDIO"
@@ -445,12 +446,12 @@ async def rate_and_like(ctx: Ctx) -> web.Response:
 async def albums_of_asset(ctx: Ctx) -> web.Response:
     """The caller's albums that contain the asset."""
     asset = await _asset(ctx, _asset_id(ctx))
-    albums = await ctx.run(ctx.services.albums.containing, ctx.user_id, asset["asset_id"])
+    albums = await ctx.run(Access(ctx.services.db).albums_containing, ctx.user_id, asset["asset_id"])
     return ok({"albums": albums})
 
 
 @route("POST", "/assets/{id}/albums/{albumId}", operation_id="addToAlbum", summary="Add the asset to an album",
-       tag="Assets", params=(ASSET_ID, positive_id_param("albumId", "an album")), also=(409,))
+       tag="Assets", params=(ASSET_ID, positive_id_param("albumId", "an album")), also=(403, 409))
 async def add_asset_to_album(ctx: Ctx) -> web.Response:
     """Appends the asset to one of the caller's albums (as `addAssetToAlbum` does)."""
     asset_id = _asset_id(ctx)

@@ -27,8 +27,9 @@ from pydantic import (
 from api.envelope import fail, ok
 from api.models import _ASSET_EXAMPLE, AssetDTO, Body, body_examples, examples
 from api.registry import Ctx, route
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotFound
 from infra.search import SearchUnavailable
+from projections.access import Access
 from projections.facets import Facets
 from projections.queries import AssetFilter, Near, date_bound
 
@@ -146,6 +147,11 @@ class AssetFilterBody(Body):
                               description="the city of the asset's place, case-insensitively (as /places lists it)")
     near: NearFilter | None = None
     collapse_stacks: StrictBool | None = Field(default=None, description="true: only each stack's primary")
+    album_id: StrictInt | None = Field(
+        default=None, ge=1, le=2**63 - 1,
+        description="only this album's assets: one of yours or one shared with you (404 otherwise); "
+        "filters and filename search only",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
@@ -235,14 +241,29 @@ def _filter_of(body: FilterBody | SearchBody) -> AssetFilter:
 
 @route("POST", "/assets/filter", operation_id="filterAssets",
        summary="The user's assets that pass a filter, newest first", tag="Search", body=FilterBody,
-       response=FilteredPage)
+       response=FilteredPage, also=(404,))
 async def filter_assets(ctx: Ctx) -> web.Response:
-    """The caller's assets that pass every given filter field, newest taken first, with the total."""
+    """The caller's assets that pass every given filter field, newest taken first, with the total.
+    With `album_id`, the assets of that album instead (one of the caller's, or one shared with
+    them: 404 otherwise), whoever owns them."""
     body: FilterBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
+    if body.filter is not None and body.filter.album_id is not None:
+        return await _in_album(ctx, body.filter.album_id, _filter_of(body), limit, body.offset, None)
     assets, total = await ctx.run(ctx.services.search.filter, ctx.user_id, _filter_of(body),
                                   limit, body.offset)
     return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
+
+
+async def _in_album(ctx: Ctx, album_id: int, asset_filter: AssetFilter, limit: int, offset: int,
+                    filename: str | None) -> web.Response:
+    """Search within one album the caller may see (a shared one too), through the access rule."""
+    found = await ctx.run(Access(ctx.services.db).album_search, ctx.user_id, album_id, asset_filter, limit,
+                          offset, filename)
+    if found is None:
+        raise NotFound(f"album {album_id} not found")
+    assets, total = found
+    return ok({"assets": assets, "limit": limit, "offset": offset, "total": total})
 
 
 @route("GET", "/assets/filter-options", operation_id="getFilterOptions",
@@ -256,14 +277,21 @@ async def filter_options(ctx: Ctx) -> web.Response:
 
 @route("POST", "/assets/search", operation_id="searchAssets",
        summary="Search the user's assets by filename, by their words (OCR, captions, tags...) or by meaning", tag="Search",
-       body=SearchBody, response=FilteredPage)
+       body=SearchBody, response=FilteredPage, also=(404,))
 async def search_assets(ctx: Ctx) -> web.Response:
     """`filename`: names containing the query, case-insensitively. `text`: full-text search over
-    OCR text, AI caption, description, tags and file name, ranked (BM25) with a `score`; a query
-    with no words is 400. `semantic`: assets ranked by how well their image matches the text,
-    with a `score` (503 when no embedding model is set). `filter` narrows each."""
+    OCR text, AI caption, description, tags, place names and file name, ranked (BM25) with a
+    `score`; a query with no words is 400. `semantic`: assets ranked by how well their image
+    matches the text, with a `score` (503 when no embedding model is set). `filter` narrows each;
+    `filter.album_id` searches within one album (owned or shared with the caller; filename search
+    only)."""
     body: SearchBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
+    if body.filter is not None and body.filter.album_id is not None:
+        if body.search_type != "filename":
+            raise InvalidInput("filter.album_id goes with search_type 'filename' (or POST /assets/filter)",
+                               "album_id")
+        return await _in_album(ctx, body.filter.album_id, _filter_of(body), limit, body.offset, body.query)
     if body.search_type == "text":
         from infra.search.embedded import query_words
 
