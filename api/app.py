@@ -16,6 +16,7 @@ import api.routes.auth  # noqa: F401
 import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
+import api.routes.users  # noqa: F401
 from api.envelope import envelope_middleware
 from api.registry import SERVICES, add_routes
 from api.routes.docs import add_docs_routes

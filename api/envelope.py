@@ -19,7 +19,9 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     TooLarge,
+    TooManyRequests,
     Unauthorized,
+    Unavailable,
     Unsupported,
 )
 
@@ -33,6 +35,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     TooLarge: 413,
     Unsupported: 415,
+    TooManyRequests: 429,
+    Unavailable: 503,
 }
 
 
@@ -82,6 +86,10 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         status = STATUS_OF.get(type(exc), 400)
         error = f"field '{exc.field}': {exc.message}" if exc.field else exc.message
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after)}
+        elif isinstance(exc, Unavailable):
+            headers = {"Retry-After": "1"}
         return fail(status, exc.message, error, **headers)
     except ValidationError as exc:
         message, details = validation_message(exc)
@@ -93,8 +101,9 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
             raise
         return fail(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else None)
     except ConnectionUnavailableError as exc:
+        # The exception text names hosts and users: it goes to the log, never to the client.
         log.warning("database busy on %s %s: %s", request.method, request.path, exc)
-        return fail(503, "the database is busy or unavailable; retry shortly", str(exc),
+        return fail(503, "the database is busy or unavailable; retry shortly", "event store unavailable",
                     **{"Retry-After": "1"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

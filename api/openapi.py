@@ -30,7 +30,7 @@ TAGS = [
     ("Albums", "Ordered collections of the user's assets."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
-    ("Admin", "The event log, for administrators and analysts."),
+    ("Admin", "The event log and user accounts, for administrators and analysts."),
     ("System", "Health and this document."),
 ]
 
@@ -44,6 +44,8 @@ _ERRORS: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "the body or file is larger than the server accepts"),
     415: ("UnsupportedMediaType", "not a supported photo, video, audio file or PDF"),
     416: ("RangeNotSatisfiable", "the Range lies outside the file"),
+    422: ("UnprocessableContent", "an Idempotency-Key reused with a different body"),
+    429: ("TooManyRequests", "a rate limit was passed, or the server is busy; see `Retry-After`"),
     500: ("InternalError", "a fault of the server; details are in its log, never in the answer"),
     503: ("ServiceUnavailable", "a backend the request needs is down or busy; retry later"),
 }

@@ -190,6 +190,12 @@ class Ctx:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, partial(fn, *args, **kwargs))
 
+    @property
+    def client_address(self) -> str:
+        """The client's address as rate limits count it (X-Forwarded-For only from trusted proxies)."""
+        return self.services.rate_limits.client_address(
+            self.request.remote, self.request.headers.get("X-Forwarded-For"))
+
     async def settle(self, position: int) -> None:
         """Read your writes: wait (bounded) until read models show this command's effect."""
         await self.run(self.services.wait_for, position)
@@ -256,13 +262,40 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     return model.model_validate(payload)
 
 
-def _authenticate(request: web.Request) -> tuple[int, bool]:
+async def _authenticate(request: web.Request) -> tuple[int, bool]:
+    """The user and their admin right. The token's signature is checked here; whether the account
+    is still open, still admin and the token's session still current is read per request from
+    the users directory, so a deactivation or a password change takes effect at once."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access token>'")
-    claims = request.app[SERVICES].tokens.verify(token.strip())
-    return claims.user_id, claims.is_admin
+    services = request.app[SERVICES]
+    claims = services.tokens.verify(token.strip())
+    state = await asyncio.get_running_loop().run_in_executor(None, _auth_state, services, claims.user_id)
+    if state is None:  # a valid signature for a user this store does not know: log in again
+        raise Unauthorized("access token is not valid for any user here")
+    if not state.is_active:
+        raise Unauthorized("this account is deactivated")
+    if state.session_epoch != claims.session_epoch:
+        raise Unauthorized("this session has ended (password changed or account closed); log in again")
+    return claims.user_id, state.is_admin
+
+
+def _auth_state(services: Services, user_id: int) -> Any:
+    from projections.users import AuthState
+
+    state = services.users.auth_state(user_id)
+    if state is not None:
+        return state
+    # Not in the directory yet (its projection lags the registration): ask the aggregate.
+    from domain.errors import NotFound
+
+    try:
+        user = services.app.get_user(user_id)
+    except NotFound:
+        return None
+    return AuthState(user.is_active, user.is_admin, user.session_epoch)
 
 
 def route(
@@ -297,7 +330,7 @@ def route(
         async def endpoint(request: web.Request) -> web.StreamResponse:
             user_id, is_admin = (None, False)
             if auth:
-                user_id, is_admin = _authenticate(request)
+                user_id, is_admin = await _authenticate(request)
                 if admin and not is_admin:
                     raise Forbidden("this endpoint is for administrators")
             _check_params(request, params)

@@ -13,6 +13,7 @@ from commands.jobs import JobPolicy
 from infra.database import Database
 from infra.eventstore import eventstore_env, prepared_database
 from infra.passwords import Passwords
+from infra.rate_limits import RateLimits
 from infra.settings import Settings
 from infra.storage import Storage
 from infra.tokens import AccessTokens
@@ -20,6 +21,7 @@ from projections.albums import Albums
 from projections.catalog import Catalog
 from projections.jobs import Jobs
 from projections.registry import PROJECTIONS
+from projections.users import Users
 from projections.runner import ProjectionDaemon, ProjectionRunner
 
 
@@ -42,6 +44,8 @@ class Services:
     search: Any = None  # infra.search.SearchService: filters, filename and semantic search
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
+    users: Any = None  # projections.users.Users: the directory, auth state, quotas
+    rate_limits: Any = None  # infra.rate_limits.RateLimits: login, register, refresh, password
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -145,6 +149,7 @@ class Services:
             self.search.close()
         if self.embedder is not None and hasattr(self.embedder, "close"):
             self.embedder.close()  # the CLIP model of semantic search: free its (GPU) memory
+        self.passwords.close()
         self.app.close()
         self.db.close()
 
@@ -186,4 +191,6 @@ def bootstrap(settings: Settings) -> Services:
         jobs=Jobs(db),
         search=SearchService(settings, db, catalog, embedder),
         embedder=embedder,
+        rate_limits=RateLimits(settings),
+        users=Users(db),
     )

@@ -34,6 +34,25 @@ class Settings:
     # argon2id cost: memory in KiB and passes. The default is the RFC 9106 "second choice".
     password_memory_kib: int = 65536
     password_time_cost: int = 3
+    # The KDF's own pool: threads, and calls that may wait for one (more answer 429 at once).
+    password_workers: int = 2
+    password_queue: int = 32
+    # Rate limits, N/second|minute|hour: failed logins per username and per client address,
+    # registrations and refreshes per address, password changes per user.
+    rate_limit_login_user: str = "10/minute"
+    rate_limit_login_address: str = "30/minute"
+    rate_limit_register_address: str = "20/hour"
+    rate_limit_refresh_address: str = "60/minute"
+    rate_limit_password_user: str = "10/minute"
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma separated).
+    trusted_proxies: str = ""
+    # Self-registration: "open" (anyone; the first account is admin) or "closed" (403 once an
+    # admin exists; admins create users, `darkroom users create --admin` makes the first one).
+    registration: str = "open"
+    # Bytes of originals a new user may store; 0 = no limit. Admins change it per user.
+    default_quota_bytes: int = 0
+    # Chunked-upload sessions one user may have open at once.
+    max_upload_sessions_per_user: int = 64
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 8 * 1024**3
     upload_session_ttl_seconds: float = 24 * 3600.0  # idle chunked-upload sessions are deleted after this
@@ -174,6 +193,8 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, _coerce(key, value, getattr(settings, key)))
+    if settings.registration not in ("open", "closed"):
+        raise SettingsError(f"DARKROOM_REGISTRATION must be open or closed, got {settings.registration!r}")
     if settings.database_url and not settings.is_postgres:
         raise SettingsError(
             f"DARKROOM_DATABASE_URL must start with postgresql://, got {settings.database_url!r}"

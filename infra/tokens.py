@@ -21,6 +21,7 @@ ALGORITHM = "HS256"
 class AccessClaims:
     user_id: int
     is_admin: bool
+    session_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class AccessTokens:
         self.secret = settings.resolved_jwt_secret()
         self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
 
-    def issue(self, user_id: int, is_admin: bool, now: datetime | None = None) -> tuple[str, datetime]:
+    def issue(self, user_id: int, is_admin: bool, now: datetime | None = None,
+              session_epoch: int = 0) -> tuple[str, datetime]:
         now = now or datetime.now(timezone.utc)
         expires = now + self.ttl
         claims = {
@@ -69,6 +71,9 @@ class AccessTokens:
             "exp": int(expires.timestamp()),
             "typ": "access",
             "jti": uuid.uuid4().hex,
+            # The user's session epoch when issued: a password change or a deactivation bumps it,
+            # and every request compares, so older tokens stop working at once.
+            "ep": session_epoch,
         }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM), expires
 
@@ -83,4 +88,5 @@ class AccessTokens:
             raise Unauthorized(f"access token is not valid: {exc}") from None
         if claims.get("typ") != "access" or not re.fullmatch(r"[0-9]{1,18}", str(claims.get("sub", ""))):
             raise Unauthorized("access token is not valid")
-        return AccessClaims(int(claims["sub"]), bool(claims.get("adm")))
+        epoch = claims.get("ep", 0)
+        return AccessClaims(int(claims["sub"]), bool(claims.get("adm")), epoch if isinstance(epoch, int) else -1)

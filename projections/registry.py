@@ -9,6 +9,7 @@ from projections.facets import FacetsProjection
 from projections.jobs import JobsProjection
 from projections.people import PeopleProjection
 from projections.search_index import SearchIndexProjection
+from projections.users import UsersProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
@@ -17,4 +18,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     FacetsProjection.name: FacetsProjection,
     PeopleProjection.name: PeopleProjection,
     SearchIndexProjection.name: SearchIndexProjection,
+    UsersProjection.name: UsersProjection,
 }
