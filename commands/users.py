@@ -95,6 +95,14 @@ class UserCommands:
 
         return retry_on_conflict(attempt_checked)
 
+    def check_free(self: Darkroom, username: str, email: str) -> None:
+        """409 when the name or the address is taken: asked before the KDF runs, so a taken name
+        costs no hash (the registration checks again, atomically)."""
+        if self.exists(username_key(username)):
+            raise Conflict(f"username {username!r} is taken", "username")
+        if self.exists(email_key(email)):
+            raise Conflict(f"email {email!r} is already registered", "email")
+
     def user_for_login(self: Darkroom, username: str) -> tuple[int, str] | None:
         """(user_id, password hash) for a username, or None. Login checks the password."""
         try:

@@ -45,6 +45,7 @@ class Services:
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
     users: Any = None  # projections.users.Users: the directory, auth state, quotas
+    sweeper: Any = None  # processors.storage_check.Sweeper: staging and orphaned originals
     rate_limits: Any = None  # infra.rate_limits.RateLimits: login, register, refresh, password
     closed: bool = field(default=False)
 
@@ -128,6 +129,12 @@ class Services:
     def start_daemon(self) -> None:
         self.daemon = ProjectionDaemon(self.runners.values())
         self.daemon.start()
+        if self.settings.sweep_interval_seconds > 0:
+            from processors.storage_check import Sweeper
+
+            self.sweeper = Sweeper(self.app, self.storage, self.settings.sweep_grace_seconds,
+                                   self.settings.sweep_interval_seconds)
+            self.sweeper.start()
         if self.search is not None:  # its own thread: a slow Elasticsearch never holds up the read models
             self.search.start_following()
 
@@ -145,6 +152,8 @@ class Services:
             self.bus.close()
         if self.daemon is not None:
             self.daemon.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.search is not None:
             self.search.close()
         if self.embedder is not None and hasattr(self.embedder, "close"):

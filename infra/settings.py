@@ -51,6 +51,10 @@ class Settings:
     registration: str = "open"
     # Bytes of originals a new user may store; 0 = no limit. Admins change it per user.
     default_quota_bytes: int = 0
+    # The sweeper: staging files and unreferenced originals untouched this long are deleted,
+    # every `sweep_interval_seconds` (0: never, in this process).
+    sweep_grace_seconds: float = 3600.0
+    sweep_interval_seconds: float = 3600.0
     # Chunked-upload sessions one user may have open at once.
     max_upload_sessions_per_user: int = 64
     max_json_body_bytes: int = 1024 * 1024

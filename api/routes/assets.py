@@ -12,7 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from api.envelope import ok
 from api.files import serve_file
-from api.ingest import clean_filename, ingest
+from api.ingest import clean_filename, ingest, next_part
 from api.models import (
     AlbumList,
     AssetDTO,
@@ -167,6 +167,12 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     limit = services.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise TooLarge(f"upload is larger than the limit of {limit} bytes", "file")
+    # The quota is checked before a byte is stored: by the declared length, then while staging.
+    left = await ctx.run(services.users.quota_left, ctx.user_id)
+    if left is not None:
+        if request.content_length is not None and request.content_length > left + 64 * 1024:
+            raise TooLarge(f"upload would pass your quota ({left} bytes left)", "file")
+        limit = min(limit, left)
     if not request.content_type.startswith("multipart/"):
         raise InvalidInput("upload must be multipart/form-data with a 'file' field", "file")
     claimed_hash = request.headers.get("X-Content-Hash")
@@ -178,7 +184,7 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     filename = "upload"
     try:
         reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        while (part := await next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart is not supported", "file")
             if part.name == "repository_id":

@@ -15,8 +15,7 @@ from api.models import AuthData, LoginBody, RefreshBody, RegisterBody
 from api.registry import Ctx, Link, route
 from api.user_models import MeDTO, PasswordBody
 from commands.users import Session, UserView, check_registration
-from domain.errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from domain.ids import email_key, username_key
+from domain.errors import Forbidden, InvalidInput, Unauthorized
 
 
 def user_dto(user: UserView) -> dict[str, Any]:
@@ -56,19 +55,13 @@ async def register(ctx: Ctx) -> web.Response:
     if services.settings.registration == "closed" and await ctx.run(services.users.admin_exists):
         raise Forbidden("registration is closed; ask an administrator for an account")
     check_registration(body.username, body.email, body.password)
-    await ctx.run(check_free, ctx, body.username, body.email.lower())  # before paying for a hash
+    await ctx.run(services.app.check_free, body.username, body.email.lower())  # before paying for a hash
     password_hash = await services.passwords.hash_async(body.password)
     session = await ctx.run(services.app.register, body.username, body.email.lower(), password_hash,
                             quota_bytes=services.settings.default_quota_bytes)
+    await ctx.settle(session.position)  # the directory (admin check, quotas) shows the account
     return ok(auth_data(ctx, session), "registered", status=201)
 
-
-def check_free(ctx: Ctx, username: str, email: str) -> None:
-    """409 when the name or the address is taken (the command checks again, atomically)."""
-    if ctx.services.app.exists(username_key(username)):
-        raise Conflict(f"username {username!r} is taken", "username")
-    if ctx.services.app.exists(email_key(email)):
-        raise Conflict(f"email {email!r} is already registered", "email")
 
 
 @route("POST", "/auth/login", operation_id="login", summary="Log in with username and password", tag="Auth",

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from api.envelope import ok
 from api.registry import Ctx, QueryParam, page_params, positive_id_param, route
-from api.routes.auth import check_free
 from api.user_models import AdminUserDTO, NewUserBody, UserList, UserUpdateBody
 from commands.users import UserView, check_registration
 from domain.errors import InvalidInput
@@ -42,7 +41,7 @@ async def create_user(ctx: Ctx) -> web.Response:
     services = ctx.services
     check_registration(body.username, body.email, body.password)
     email = body.email.lower()
-    await ctx.run(check_free, ctx, body.username, email)
+    await ctx.run(services.app.check_free, body.username, email)
     password_hash = await services.passwords.hash_async(body.password)
     quota = services.settings.default_quota_bytes if body.quota_bytes is None else body.quota_bytes
     session = await ctx.run(services.app.register, body.username, email, password_hash,
