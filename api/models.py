@@ -380,9 +380,10 @@ class Health(BaseModel):
                              "search_index": {"status": "ok", "backend": "embedded"},
                              "projections": {"status": "ok", "lag": 0}, "ml": {}})
 
-    status: str
-    event_store: dict[str, Any]
-    bus: dict[str, Any]
-    search_index: dict[str, Any]
-    projections: dict[str, Any]
-    ml: dict[str, Any] = Field(default_factory=dict, description="each ML task on (with its model) or off")
+    status: str = Field(description="ok, or degraded when something the server needs is down")
+    # The rest only for an admin's token.
+    event_store: dict[str, Any] | None = None
+    bus: dict[str, Any] | None = None
+    search_index: dict[str, Any] | None = None
+    projections: dict[str, Any] | None = None
+    ml: dict[str, Any] | None = Field(default=None, description="each ML task on (with its model) or off")

@@ -282,6 +282,17 @@ async def _authenticate(request: web.Request) -> tuple[int, bool]:
     return claims.user_id, state.is_admin
 
 
+async def optional_user(request: web.Request) -> tuple[int, bool] | None:
+    """(user id, is admin) when the request carries a valid token, else None (public routes
+    that show more to admins)."""
+    if not request.headers.get("Authorization"):
+        return None
+    try:
+        return await _authenticate(request)
+    except Unauthorized:
+        return None
+
+
 def _auth_state(services: Services, user_id: int) -> Any:
     from projections.users import AuthState
 

@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 class SettingsError(Exception):
@@ -118,10 +118,22 @@ class Settings:
         self.ensure_data_dir()
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
+            # Born 0600 (never readable by others, not even for a moment), written in full under a
+            # private name, then linked into place: link refuses to replace, so when two processes
+            # start together the first link wins and both read that one secret.
+            tmp = self.data_dir / f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, secrets.token_urlsafe(48).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won the race: use its secret
+            finally:
+                tmp.unlink(missing_ok=True)
         self.jwt_secret = path.read_text().strip()
         return self.jwt_secret
 
@@ -135,20 +147,40 @@ class Settings:
         return {
             "host": url.hostname or "127.0.0.1",
             "port": str(url.port or 5432),
-            "user": url.username or "postgres",
-            "password": url.password or "",
+            # Percent-escapes in the URL (a password with '@' or '/') mean the character itself.
+            "user": unquote(url.username or "") or "postgres",
+            "password": unquote(url.password or ""),
             "dbname": url.path.strip("/"),
         }
 
     def public_dict(self) -> dict[str, Any]:
+        """The settings as `darkroom config` prints them: secrets masked by key, never by
+        searching for their value (a user name equal to the password once showed it)."""
         out = asdict(self)
         out["data_dir"] = str(self.data_dir)
         out["jwt_secret"] = "(set)" if self.jwt_secret else "(generated in data dir)"
-        if self.database_url:
-            url = urlsplit(self.database_url)
-            if url.password:
-                out["database_url"] = self.database_url.replace(url.password, "***", 1)
+        for key in ("database_url", "elasticsearch_url", "bus"):
+            out[key] = mask_url_password(out[key])
         return out
+
+
+def mask_url_password(raw: str) -> str:
+    """A URL with its password (if any) replaced by ***, rebuilt from its parts."""
+    if "://" not in raw:
+        return raw
+    parts = [p.strip() for p in raw.split(",")] if raw.startswith("kafka://") else [raw]
+    masked = []
+    for part in parts:
+        url = urlsplit(part)
+        if url.password is None:
+            masked.append(part)
+            continue
+        host = url.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{url.username or ''}:***@{host}" + (f":{url.port}" if url.port else "")
+        masked.append(urlunsplit((url.scheme, netloc, url.path, url.query, url.fragment)))
+    return ",".join(masked)
 
 
 def _coerce(name: str, raw: Any, target: Any) -> Any:
