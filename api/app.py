@@ -17,6 +17,7 @@ import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 import api.routes.users  # noqa: F401
+from api.access_log import access_log_middleware
 from api.envelope import envelope_middleware
 from api.registry import SERVICES, add_routes
 from api.routes.docs import add_docs_routes
@@ -26,7 +27,7 @@ from infra.bootstrap import Services
 def create_app(services: Services, start_projections: bool | None = None) -> web.Application:
     """An application around ready services. Projections run in-process when configured so."""
     app = web.Application(
-        middlewares=[envelope_middleware],
+        middlewares=[access_log_middleware, envelope_middleware],
         client_max_size=services.settings.max_json_body_bytes,
     )
     app[SERVICES] = services

@@ -106,5 +106,6 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         return fail(503, "the database is busy or unavailable; retry shortly", "event store unavailable",
                     **{"Retry-After": "1"})
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
+                      request.get("request_id", "-"))
         return fail(500, "internal server error", "see the server log")

@@ -376,4 +376,7 @@ def _check_params(request: web.Request, params: tuple[Param, ...]) -> None:
 
 def add_routes(app: web.Application) -> None:
     for spec in ROUTES:
-        app.router.add_route(spec.method, PREFIX + spec.path, spec.handler)
+        if spec.method == "GET":  # HEAD wherever GET is: same headers, no body (aiohttp drops it)
+            app.router.add_get(PREFIX + spec.path, spec.handler, allow_head=True)
+        else:
+            app.router.add_route(spec.method, PREFIX + spec.path, spec.handler)

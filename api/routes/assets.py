@@ -346,7 +346,8 @@ async def thumbnail(ctx: Ctx) -> web.StreamResponse:
     if info is None:
         raise NotFound(f"asset {row['asset_id']} has no {size} thumbnail (status: {json.loads(row['status'])['state']})")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
-    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}")
+    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}",
+                            derived=True)
 
 
 async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
@@ -365,7 +366,7 @@ async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
             return await serve_file(ctx.request, path, row["mime_type"], row["hash"])
         raise NotFound(f"asset {row['asset_id']} has no web version yet (status: {status['state']})")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
-    return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}")
+    return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}", derived=True)
 
 
 @route("GET", "/assets/{id}/video/web", operation_id="getWebVideo", summary="Browser-playable video (Range, ETag)",
