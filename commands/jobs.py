@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
-from domain.asset import OPTIONAL_TASKS, Asset, check_vector, tasks_for
+from domain.asset import OPTIONAL_TASKS, Asset, check_vector, task_priority, tasks_for
 from domain.errors import InvalidInput
 from domain.indexes import Sequence
 from domain.job import Job, job_id_to_uuid
@@ -77,7 +77,7 @@ class JobCommands:
                 job_id=jobs_seq.next_value(), kind=queue, queue=queue, asset_id=str(asset.id),
                 owner_id=asset.owner_id, args={"asset_id": str(asset.id)},
                 max_attempts=self.job_policy.max_attempts,
-                priority=2 if queue in OPTIONAL_TASKS else 1, created_at=now, scheduled_at=now,
+                priority=task_priority(queue), created_at=now, scheduled_at=now,
             )
             asset.record_task(queue=queue, job_id=job.job_id, state=job.state)
             jobs.append(job)
@@ -205,12 +205,21 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         # bring the asset back into people and search read models.
         return
     if queue == "metadata_asset":
+        metadata = result.get("specific_metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidInput("specific_metadata must be an object", "specific_metadata")
+        for key, value in metadata.items():  # flat values only: nesting breaks the read models
+            if value is not None and not isinstance(value, (str, bool, int, float)):
+                raise InvalidInput(f"specific_metadata.{key} must be text, a number, a boolean or null",
+                                   f"specific_metadata.{key}")
         asset.record_metadata(
             width=result.get("width"), height=result.get("height"), duration=result.get("duration"),
             taken_time=result.get("taken_time"), taken_time_local=result.get("taken_time_local"),
             specific_metadata=result.get("specific_metadata") or {},
         )
     elif queue == "thumbnail_asset":
+        if not isinstance(result.get("thumbnails") or {}, dict):
+            raise InvalidInput("thumbnails must be an object", "thumbnails")
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
     elif queue in OPTIONAL_TASKS and "skipped" in result:
         asset.record_enrichment_skipped(task=queue, reason=str(result["skipped"]))

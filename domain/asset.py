@@ -42,6 +42,11 @@ MAX_DESCRIPTION_LENGTH = 10_000
 # Processing queues: the required ones decide `failed`; optional ones (ML) only `warning`.
 REQUIRED_TASKS = ("metadata_asset", "thumbnail_asset", "transcode_asset")
 OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption")
+
+
+def task_priority(queue: str) -> int:
+    """1 for the tasks an asset needs (metadata, thumbnails, transcodes), 2 for optional ones."""
+    return 2 if queue in OPTIONAL_TASKS else 1
 TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": ("metadata_asset", "thumbnail_asset"),
     "VIDEO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),

@@ -65,12 +65,15 @@ class Services:
 
         for runner in self.runners.values():
             runner.catch_up()
-        self.bus = InProcessBus()
+        from domain.asset import task_priority
+
+        self.bus = InProcessBus(priority_of=task_priority)
         self.relay = JobRelay(self.app, self.jobs, self.bus)
         self.relay.start()
         self.worker = Worker(
             self, self.bus, queues or list(PROCESSORS), self.settings.worker_concurrency,
             self.settings.job_timeout_seconds, processors or processors_for(self.settings),
+            priority_of=task_priority,
         )
         self.worker.start()
 
@@ -97,8 +100,10 @@ class Services:
 
         worker_id = new_worker_id()
         self.bus = open_bus(self.settings, client_id=worker_id)
+        from domain.asset import task_priority
+
         self.worker = Worker(self, self.bus, queues, concurrency, self.settings.job_timeout_seconds,
-                             processors, rescue=False, worker_id=worker_id)
+                             processors, rescue=False, worker_id=worker_id, priority_of=task_priority)
         self.worker.start()
         return self.worker
 

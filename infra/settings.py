@@ -7,6 +7,7 @@ present), then the defaults below. `darkroom config` prints the effective values
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
@@ -99,6 +100,21 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
 
     # -- derived -------------------------------------------------------------------------------
+
+    def queue_timeout(self, queue: str, default: float | None = None) -> float:
+        """`DARKROOM_QUEUE_<NAME>_TIMEOUT_SECONDS`, else the default job timeout."""
+        value = self.extra.get("queues", {}).get(queue, {}).get("timeout_seconds")
+        return float(value) if value is not None else (self.job_timeout_seconds if default is None else default)
+
+    def queue_concurrency(self, queue: str, default: int | None = None) -> int:
+        """`DARKROOM_QUEUE_<NAME>_CONCURRENCY`: jobs of that queue at once in one worker."""
+        value = self.extra.get("queues", {}).get(queue, {}).get("concurrency")
+        return int(value) if value is not None else (self.worker_concurrency if default is None else default)
+
+    def max_queue_timeout(self) -> float:
+        """The longest job timeout of any queue (what the rescuers wait for)."""
+        return max([self.job_timeout_seconds, *(float(q["timeout_seconds"]) for q in
+                    self.extra.get("queues", {}).values() if "timeout_seconds" in q)])
 
     @property
     def is_postgres(self) -> bool:
@@ -229,6 +245,15 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     for key, value in overrides.items():
         if value is not None:
             setattr(settings, key, _coerce(key, value, getattr(settings, key)))
+    for key, raw in env.items():
+        m = re.fullmatch(r"DARKROOM_QUEUE_([A-Z0-9_]+?)_(TIMEOUT_SECONDS|CONCURRENCY)", key)
+        if m is None:
+            continue
+        queue, what = m.group(1).lower(), m.group(2).lower()
+        value = _coerce(key, raw, 1.0 if what == "timeout_seconds" else 1)
+        if value <= 0:
+            raise SettingsError(f"{key} must be positive, got {raw!r}")
+        settings.extra.setdefault("queues", {}).setdefault(queue, {})[what] = value
     if settings.registration not in ("open", "closed"):
         raise SettingsError(f"DARKROOM_REGISTRATION must be open or closed, got {settings.registration!r}")
     if settings.database_url and not settings.is_postgres:

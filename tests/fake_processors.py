@@ -42,3 +42,14 @@ def flaky(job: JobInput) -> dict[str, Any]:
 def slow(job: JobInput) -> dict[str, Any]:
     time.sleep(2.0)
     return ok(job)
+
+
+def refused(job: JobInput) -> dict[str, Any]:
+    """A result the domain refuses: nested metadata."""
+    return {"thumbnails": {}, "specific_metadata": {"title": {"nested": ["no"]}}}
+
+
+def slow(job: JobInput) -> dict[str, Any]:
+    """Takes two seconds: longer than a short queue timeout, shorter than a long one."""
+    time.sleep(2)
+    return ok(job)
