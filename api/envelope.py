@@ -22,6 +22,7 @@ from domain.errors import (
     TooManyRequests,
     Unauthorized,
     Unavailable,
+    Unprocessable,
     Unsupported,
 )
 
@@ -35,6 +36,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     Conflict: 409,
     TooLarge: 413,
     Unsupported: 415,
+    Unprocessable: 422,
     TooManyRequests: 429,
     Unavailable: 503,
 }

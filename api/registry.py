@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -166,6 +167,7 @@ class RouteSpec:
     also: tuple[int, ...] = ()  # further statuses the operation can answer
     links: tuple[Link, ...] = ()
     ok_also: tuple[int, ...] = ()  # further success statuses with the same body (a duplicate upload: 200)
+    idempotent: bool = False  # takes an Idempotency-Key (creating POSTs)
 
     @property
     def query(self) -> tuple[Param, ...]:
@@ -197,8 +199,13 @@ class Ctx:
             self.request.remote, self.request.headers.get("X-Forwarded-For"))
 
     async def settle(self, position: int) -> None:
-        """Read your writes: wait (bounded) until read models show this command's effect."""
-        await self.run(self.services.wait_for, position)
+        """Read your writes: wait (bounded) until read models show this command's effect. Never
+        raises: the command has committed, so its answer is a success even when a read model
+        lags or fails (health reports that one)."""
+        try:
+            await self.run(self.services.wait_for, position)
+        except Exception as exc:  # the read side is down, not the command
+            logging.getLogger("darkroom.api").warning("read models did not reach %s: %r", position, exc)
         self.services.wake()
 
     # -- query parameters -------------------------------------------------------------------
@@ -327,12 +334,22 @@ def route(
     also: tuple[int, ...] = (),
     links: tuple[Link, ...] = (),
     ok_also: tuple[int, ...] = (),
+    idempotent: bool | None = None,
 ) -> Callable[[Callable[[Ctx], Awaitable[web.StreamResponse]]], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """Declare an operation. Its description is the handler's docstring."""
     declared = {p.name for p in params if p.where == "path"}
     wanted = set(re.findall(r"{(\w+)}", path))
     if declared != wanted:
         raise TypeError(f"{method} {path}: path parameters declared {sorted(declared)}, in the path {sorted(wanted)}")
+
+    if idempotent is None:  # every authenticated creation takes one
+        idempotent = method == "POST" and status == 201 and auth
+    if idempotent:
+        params = (*params, Param(
+            "Idempotency-Key", description="a key of your choice (1-255 characters): retrying with it "
+            "returns the first answer and creates nothing new; the same key with another request is "
+            "a 422. Kept 24 hours.", where="header", max_length=255, example="3f9c2a7e-album-holiday"))
+        also = tuple(sorted({*also, 409, 422}))
 
     def register(handler: Callable[[Ctx], Awaitable[web.StreamResponse]]) -> Any:
         if not handler.__doc__:
@@ -345,12 +362,21 @@ def route(
                 if admin and not is_admin:
                     raise Forbidden("this endpoint is for administrators")
             _check_params(request, params)
-            parsed = await _read_body(request, body) if body is not None else None
-            return await handler(Ctx(request, user_id, is_admin, parsed))
+
+            async def run() -> web.StreamResponse:
+                parsed = await _read_body(request, body) if body is not None else None
+                return await handler(Ctx(request, user_id, is_admin, parsed))
+
+            if idempotent and user_id is not None:
+                from api.idempotency import run_once
+
+                return await run_once(request, request.app[SERVICES], user_id, f"{method} {path}",
+                                      multipart is not None, run)
+            return await run()
 
         ROUTES.append(RouteSpec(
             method, path, endpoint, operation_id, summary, inspect.cleandoc(handler.__doc__), tag, body,
-            response, auth, admin, params, binary, multipart, status, also, links, ok_also,
+            response, auth, admin, params, binary, multipart, status, also, links, ok_also, bool(idempotent),
         ))
         return endpoint
 

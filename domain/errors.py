@@ -54,3 +54,7 @@ class Unavailable(DomainError):
     def __init__(self, message: str, backend: str) -> None:
         super().__init__(message)
         self.backend = backend
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but contradicts an earlier request (an Idempotency-Key reused with another body)."""

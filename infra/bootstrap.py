@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from commands import Darkroom
 from commands.jobs import JobPolicy
 from infra.database import Database
 from infra.eventstore import eventstore_env, prepared_database
+from infra.idempotency import IdempotencyStore
 from infra.passwords import Passwords
 from infra.rate_limits import RateLimits
 from infra.settings import Settings
@@ -23,6 +25,9 @@ from projections.jobs import Jobs
 from projections.registry import PROJECTIONS
 from projections.users import Users
 from projections.runner import ProjectionDaemon, ProjectionRunner
+
+
+log = logging.getLogger("darkroom.services")
 
 
 @dataclass
@@ -46,7 +51,10 @@ class Services:
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
     users: Any = None  # projections.users.Users: the directory, auth state, quotas
     sweeper: Any = None  # processors.storage_check.Sweeper: staging and orphaned originals
+    idempotency: Any = None  # infra.idempotency.IdempotencyStore: answers kept per Idempotency-Key
     rate_limits: Any = None  # infra.rate_limits.RateLimits: login, register, refresh, password
+    # Projections that failed while a request caught them up (name -> error kind), for health.
+    projection_errors: dict[str, str] = field(default_factory=dict)
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -108,23 +116,34 @@ class Services:
         return self.worker
 
     def wait_for(self, position: int, timeout: float | None = None) -> bool:
-        """Read your writes: block until every read model has applied `position`.
+        """Read your writes: block until every read model has applied `position`, at most
+        `timeout` (the read-wait setting). Returns False when one did not get there.
 
         With projections in this process, catch them up here and now; otherwise poll their
-        positions (another process runs them) until `timeout`. Returns False on time-out.
+        positions (another process runs them). A projection that fails is recorded for health
+        (`projection_errors`) and skipped: the command behind `position` has committed, and its
+        answer must not turn into a failure that makes the client retry it.
         """
         if position <= 0:
             return True
+        deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
+        reached = True
         if self.settings.run_projections:
-            for runner in self.runners.values():
-                for _ in range(100):  # catch_up may stop short if another process interleaves
-                    if runner.position() >= position:
-                        break
-                    runner.catch_up()
+            for name, runner in self.runners.items():
+                try:
+                    while runner.position() < position:  # catch_up may stop short if another process interleaves
+                        if time.monotonic() >= deadline:
+                            reached = False
+                            break
+                        runner.catch_up()
+                    self.projection_errors.pop(name, None)
+                except Exception as exc:
+                    log.warning("projection %s failed while catching up to %s: %r", name, position, exc)
+                    self.projection_errors[name] = type(exc).__name__
+                    reached = False
             if self.search is not None:  # Elasticsearch mirrors the search tables; down = degraded
                 self.search.catch_up_quietly()
-            return True
-        deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
+            return reached
         while time.monotonic() < deadline:
             if all(r.position() >= position for r in self.runners.values()):
                 return True
@@ -207,4 +226,5 @@ def bootstrap(settings: Settings) -> Services:
         embedder=embedder,
         rate_limits=RateLimits(settings),
         users=Users(db),
+        idempotency=IdempotencyStore(db),
     )

@@ -348,7 +348,7 @@ def _form_field(form: dict[str, str], name: str) -> FieldName:
 
 
 @route("POST", "/assets/batch", operation_id="uploadBatch", summary="Upload many files, whole or in resumable chunks",
-       tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409, 429), params=(
+       tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409, 429), idempotent=True, params=(
            Param("X-Content-Hash", description="the BLAKE3 hex digest of the request's only whole file",
                  where="header", pattern="^[0-9a-fA-F]{64}$"),
        ))

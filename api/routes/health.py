@@ -60,8 +60,13 @@ def health_report(services: Services) -> dict[str, Any]:
         except Exception as exc:
             report["status"] = "degraded"
             projections[name] = {"status": "down", "error": summarise(exc)}
+    # A request's failed catch-up counts until that projection is caught up again.
+    failing = {name: error for name, error in services.projection_errors.items()
+               if projections.get(name, {}).get("lag", 1) > 0}
     if services.daemon is not None:
-        for name, error in services.daemon.errors.items():
+        failing.update(services.daemon.errors)
+    if failing:
+        for name, error in failing.items():
             report["status"] = "degraded"
             projections.setdefault(name, {})["status"] = "stuck"
             projections[name]["error"] = summarise(error)
