@@ -16,19 +16,20 @@ from aiohttp import web
 
 log = logging.getLogger("darkroom.access")
 REQUEST_ID = "X-Request-Id"
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
 _SANE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # nothing that could forge a log line or a header
 
 
 def request_id(request: web.Request) -> str:
     """This request's id (set by the middleware)."""
-    return str(request.get("request_id", ""))
+    return request.get(REQUEST_ID_KEY, "")
 
 
 @web.middleware
 async def access_log_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     given = request.headers.get(REQUEST_ID, "")
     rid = given if _SANE.fullmatch(given) else uuid.uuid4().hex
-    request["request_id"] = rid
+    request[REQUEST_ID_KEY] = rid
     started = time.perf_counter()
     status = 500
     size: int | None = None

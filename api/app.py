@@ -18,7 +18,7 @@ import api.routes.jobs  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)
 import api.routes.users  # noqa: F401
 from api.access_log import access_log_middleware
-from api.envelope import envelope_middleware
+from api.envelope import RATE_LIMIT_DELAY, envelope_middleware
 from api.registry import SERVICES, add_routes
 from api.routes.docs import add_docs_routes
 from infra.bootstrap import Services
@@ -31,6 +31,7 @@ def create_app(services: Services, start_projections: bool | None = None) -> web
         client_max_size=services.settings.max_json_body_bytes,
     )
     app[SERVICES] = services
+    app[RATE_LIMIT_DELAY] = services.settings.rate_limit_delay_seconds
     add_routes(app)
     add_docs_routes(app)  # plain routes: the browsable docs are not part of the OpenAPI document
 

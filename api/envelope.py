@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import datetime
@@ -27,6 +28,7 @@ from domain.errors import (
 )
 
 log = logging.getLogger("darkroom.api")
+RATE_LIMIT_DELAY = web.AppKey("rate_limit_delay", float)  # seconds a 429 is held (a tarpit)
 
 STATUS_OF: dict[type[DomainError], int] = {
     InvalidInput: 400,
@@ -84,6 +86,13 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
     """Turn every failure into an envelope with a real status; never a 500 for bad input."""
     try:
         return await handler(request)
+    except TooManyRequests as exc:
+        # Tarpit: a flooder that loops on 429s is slowed to one request per delay per connection.
+        delay = request.app.get(RATE_LIMIT_DELAY, 0.0)
+        if delay > 0:
+            await asyncio.sleep(min(float(exc.retry_after), delay))
+        error = f"field '{exc.field}': {exc.message}" if exc.field else exc.message
+        return fail(429, exc.message, error, **{"Retry-After": str(exc.retry_after)})
     except DomainError as exc:
         status = STATUS_OF.get(type(exc), 400)
         error = f"field '{exc.field}': {exc.message}" if exc.field else exc.message
@@ -108,6 +117,8 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         return fail(503, "the database is busy or unavailable; retry shortly", "event store unavailable",
                     **{"Retry-After": "1"})
     except Exception:
+        from api.access_log import request_id
+
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path,
-                      request.get("request_id", "-"))
+                      request_id(request) or "-")
         return fail(500, "internal server error", "see the server log")

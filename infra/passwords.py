@@ -9,6 +9,7 @@ call past that is refused at once (429) instead of queueing without bound.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,13 +20,22 @@ from domain.errors import TooManyRequests
 from infra.settings import Settings
 
 
+def _yield_cpu() -> None:
+    """Run this KDF thread at the lowest CPU priority (Linux sets nice per thread): when cores
+    are scarce the API's threads run first, and the KDF takes what is left."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the pool bound still holds
+        pass
+
+
 class Passwords:
     def __init__(self, settings: Settings) -> None:
         self._hasher = PasswordHasher(
             memory_cost=settings.password_memory_kib, time_cost=settings.password_time_cost
         )
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.password_workers),
-                                        thread_name_prefix="darkroom-kdf")
+                                        thread_name_prefix="darkroom-kdf", initializer=_yield_cpu)
         self._room = threading.BoundedSemaphore(max(1, settings.password_workers + settings.password_queue))
         self._dummy: str | None = None
 

@@ -36,7 +36,8 @@ class Settings:
     password_memory_kib: int = 65536
     password_time_cost: int = 3
     # The KDF's own pool: threads, and calls that may wait for one (more answer 429 at once).
-    password_workers: int = 2
+    # Half the cores by default, so a flood of logins always leaves the API cores to run on.
+    password_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     password_queue: int = 32
     # Rate limits, N/second|minute|hour: failed logins per username and per client address,
     # registrations and refreshes per address, password changes per user.
@@ -45,6 +46,12 @@ class Settings:
     rate_limit_register_address: str = "20/hour"
     rate_limit_refresh_address: str = "60/minute"
     rate_limit_password_user: str = "10/minute"
+    # A failed login is answered no sooner than this after it arrived, so its timing says nothing
+    # about whether the user exists (the lookup of a known user costs a little more).
+    login_failure_seconds: float = 0.25
+    # A refused (429) request is answered after this delay (at most its Retry-After): a flooding
+    # client then waits instead of looping, and costs the server a sleeping coroutine, not CPU.
+    rate_limit_delay_seconds: float = 1.0
     # Proxies whose X-Forwarded-For is believed (addresses or networks, comma separated).
     trusted_proxies: str = ""
     # Self-registration: "open" (anyone; the first account is admin) or "closed" (403 once an

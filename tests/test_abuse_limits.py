@@ -43,7 +43,7 @@ async def login(client: Any, username: str, password: str, **headers: str) -> An
 
 
 async def test_failed_logins_per_username_are_limited_and_the_limit_resets(make_client):
-    client, _ = await make_client(rate_limit_login_user="3/second")
+    client, _ = await make_client(rate_limit_login_user="3/second", rate_limit_delay_seconds=0)
     await register(client, "alice")
     for _ in range(3):
         assert (await login(client, "alice", "wrong password")).status == 401
@@ -148,3 +148,14 @@ async def test_a_failed_login_costs_the_same_whether_or_not_the_user_exists(make
     known = statistics.median([await timed("alice") for _ in range(7)])
     unknown = statistics.median([await timed("nobody") for _ in range(7)])
     assert 0.6 < unknown / known < 1.6, (known, unknown)
+
+
+async def test_a_refused_request_is_answered_late_to_slow_a_flood(make_client):
+    client, _ = await make_client(rate_limit_login_address="1/minute", rate_limit_delay_seconds=0.5)
+    assert (await login(client, "x", "wrong password")).status == 401
+    start = time.perf_counter()
+    assert (await login(client, "x", "wrong password")).status == 429
+    assert time.perf_counter() - start >= 0.45
+    health = time.perf_counter()
+    await client.get(f"{API}/health")  # the tarpit sleeps; it holds nobody else up
+    assert time.perf_counter() - health < 0.4

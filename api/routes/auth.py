@@ -6,6 +6,7 @@ runs its KDF in the password pool (infra.passwords), which a flood cannot grow p
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -73,6 +74,7 @@ async def login(ctx: Ctx) -> web.Response:
     checked at all."""
     body: LoginBody = ctx.body
     services = ctx.services
+    started = asyncio.get_running_loop().time()
     limits, address, name = services.rate_limits, ctx.client_address, body.username.lower()
     limits.check("login_address", address)
     limits.check("login_user", name)
@@ -82,6 +84,8 @@ async def login(ctx: Ctx) -> web.Response:
     if not found or not valid:
         limits.hit("login_address", address)
         limits.hit("login_user", name)
+        spent = asyncio.get_running_loop().time() - started
+        await asyncio.sleep(max(0.0, services.settings.login_failure_seconds - spent))
         raise Unauthorized("wrong username or password")
     session = await ctx.run(services.app.log_in, found[0])
     return ok(auth_data(ctx, session), "logged in")
