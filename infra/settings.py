@@ -89,6 +89,10 @@ class Settings:
     worker_concurrency: int = 2
     job_timeout_seconds: float = 300.0
     job_max_attempts: int = 3
+    # Decoder limits per task in the worker's children: pixels per image (a bomb is refused by
+    # its header) and bytes of address space on top of what the child maps already (0: none).
+    max_image_pixels: int = 16384 * 16384
+    decoder_memory_bytes: int = 4 * 1024**3
     job_backoff_base_seconds: float = 2.0
     # Search: Elasticsearch when a URL is set (index names start with the prefix, behind an
     # alias), else the embedded index in the data dir.

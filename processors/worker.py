@@ -40,10 +40,12 @@ from pebble import ProcessExpired, ProcessPool
 from pydantic import ValidationError
 
 from commands.jobs import JobTicket
+from domain.asset import OPTIONAL_TASKS
 from domain.errors import DomainError
 from infra.bus import Bus
 from processors import registry
 from processors.base import JobInput
+from processors.decoder_limits import DecodeLimits
 
 log = logging.getLogger("darkroom.worker")
 RESCUE_GRACE_SECONDS = 30.0
@@ -149,7 +151,7 @@ class Worker:
                 self._renew_pool(pool)
                 continue
             try:
-                future = pool.schedule(registry.run, args=(self.processors[queue], job),
+                future = pool.schedule(registry.run, args=(self.processors[queue], job, self.decode_limits(queue)),
                                        timeout=self.timeouts.get(queue, self.timeout))
             except RuntimeError:  # pebble: "Unexpected error within the Pool"
                 if pool.active:
@@ -164,6 +166,13 @@ class Worker:
                 self._fail_stranded(future)
             return pool, future
         raise RuntimeError(f"worker {self.worker_id} has no working process pool (stopping?)")
+
+    def decode_limits(self, queue: str) -> DecodeLimits:
+        """Pixels and memory one task may use. ML tasks get the pixel limit only: their runtimes
+        map far more address space than they use (and a CUDA context more still)."""
+        settings = self.services.settings
+        memory = 0 if queue in OPTIONAL_TASKS else settings.decoder_memory_bytes
+        return DecodeLimits(settings.max_image_pixels, memory)
 
     def start(self) -> None:
         self._pool = self._new_pool()

@@ -53,3 +53,9 @@ def slow(job: JobInput) -> dict[str, Any]:
     """Takes two seconds: longer than a short queue timeout, shorter than a long one."""
     time.sleep(2)
     return ok(job)
+
+
+def hog(job: JobInput) -> dict[str, Any]:
+    """Allocates far more than a decoder's memory budget (as a runaway decoder would)."""
+    blob = bytearray(3 * 1024**3)
+    return {"thumbnails": {}, "size": len(blob)}
