@@ -138,6 +138,8 @@ JobState = Literal["available", "scheduled", "running", "retryable", "completed"
 class AssetStatus(BaseModel):
     state: Literal["processing", "complete", "warning", "failed"]
     tasks: dict[str, JobState] = Field(description="queue name -> the state of its job")
+    problems: list[str] | None = Field(default=None, description="damage a decoder found in the original "
+                                       "(then `state` is at least `warning`); absent when none")
 
 
 class SpeciesPrediction(BaseModel):

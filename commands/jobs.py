@@ -212,6 +212,11 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
             if value is not None and not isinstance(value, (str, bool, int, float)):
                 raise InvalidInput(f"specific_metadata.{key} must be text, a number, a boolean or null",
                                    f"specific_metadata.{key}")
+        problems = result.get("problems") or []
+        if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+            raise InvalidInput("problems must be a list of text", "problems")
+        if problems or getattr(asset, "problems", None):  # new damage, or a re-run that found none
+            asset.record_damage(task=queue, problems=[p[:1000] for p in problems[:20]])
         asset.record_metadata(
             width=result.get("width"), height=result.get("height"), duration=result.get("duration"),
             taken_time=result.get("taken_time"), taken_time_local=result.get("taken_time_local"),
