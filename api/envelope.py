@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from aiohttp import web
+import psycopg
 from eventsourcing.persistence import ConnectionUnavailableError
+from eventsourcing.persistence import InterfaceError as EventStoreInterfaceError
+from eventsourcing.persistence import OperationalError as EventStoreOperationalError
 from pydantic import ValidationError
 
 from domain.errors import (
@@ -111,10 +115,14 @@ async def envelope_middleware(request: web.Request, handler: Any) -> web.StreamR
         if exc.status < 400:
             raise
         return fail(exc.status, exc.reason, exc.text if exc.text != f"{exc.status}: {exc.reason}" else None)
-    except ConnectionUnavailableError as exc:
+    except (ConnectionUnavailableError, EventStoreOperationalError, EventStoreInterfaceError) as exc:
         # The exception text names hosts and users: it goes to the log, never to the client.
-        log.warning("database busy on %s %s: %s", request.method, request.path, exc)
-        return fail(503, "the database is busy or unavailable; retry shortly", "event store unavailable",
+        log.warning("event store unavailable on %s %s: %r", request.method, request.path, exc)
+        return fail(503, "the event store is unavailable or busy; retry shortly", "backend: event store",
+                    **{"Retry-After": "1"})
+    except (psycopg.OperationalError, psycopg.InterfaceError, sqlite3.OperationalError) as exc:
+        log.warning("read-model database unavailable on %s %s: %r", request.method, request.path, exc)
+        return fail(503, "the database is unavailable or busy; retry shortly", "backend: read-model database",
                     **{"Retry-After": "1"})
     except Exception:
         from api.access_log import request_id

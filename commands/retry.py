@@ -38,8 +38,8 @@ def retry_on_conflict(command: Callable[[], T], attempts: int = 50) -> T:
             raise  # an outage is not a conflict: answer 503, do not spin
         except CONFLICTS as exc:
             if isinstance(exc, LOCKS) and time.monotonic() - started >= LOCK_TIMEOUT_SECONDS:
-                raise Unavailable("the event store is locked by other writers; retry shortly",
-                                  "event store") from exc
+                raise Unavailable("the event store did not answer in time (locked by other writers, or "
+                                  "unreachable); retry shortly", "event store") from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 1.5, 0.1)
     raise Conflict("too many concurrent changes to the same object; try again")

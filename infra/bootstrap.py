@@ -12,7 +12,7 @@ from typing import Any
 from commands import Darkroom
 from commands.jobs import JobPolicy
 from infra.database import Database
-from infra.eventstore import eventstore_env, prepared_database
+from infra.eventstore import eventstore_env, harden_event_store, prepared_database
 from infra.idempotency import IdempotencyStore
 from infra.passwords import Passwords
 from infra.rate_limits import RateLimits
@@ -191,6 +191,7 @@ def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     with prepared_database(settings):
         app = Darkroom(env=eventstore_env(settings))
+        harden_event_store(app)
         db = Database(settings)
         runners = {
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)

@@ -361,9 +361,11 @@ async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
     if info is None:
         status = json.loads(row["status"])
         if status["tasks"].get("transcode_asset") == "completed":
-            # Already playable in a browser: the original is the web version.
+            # Already playable in a browser: the original is the web version. A video is then
+            # H.264/AAC in the ISO-BMFF family (MP4 or MOV): served as the MP4 the contract says.
             path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
-            return await serve_file(ctx.request, path, row["mime_type"], row["hash"])
+            media_type = "video/mp4" if kind == "web_video" else row["mime_type"]
+            return await serve_file(ctx.request, path, media_type, row["hash"])
         raise NotFound(f"asset {row['asset_id']} has no web version yet (status: {status['state']})")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
     return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}", derived=True)
