@@ -157,7 +157,7 @@ class Services:
             from processors.storage_check import Sweeper
 
             self.sweeper = Sweeper(self.app, self.storage, self.settings.sweep_grace_seconds,
-                                   self.settings.sweep_interval_seconds)
+                                   self.settings.sweep_interval_seconds, self.settings.fsck_interval_seconds)
             self.sweeper.start()
         if self.search is not None:  # its own thread: a slow Elasticsearch never holds up the read models
             self.search.start_following()

@@ -63,6 +63,8 @@ class Settings:
     # every `sweep_interval_seconds` (0: never, in this process).
     sweep_grace_seconds: float = 3600.0
     sweep_interval_seconds: float = 3600.0
+    # The scheduled fsck: re-hash every original against the log this often (0: never).
+    fsck_interval_seconds: float = 7 * 24 * 3600.0
     # Chunked-upload sessions one user may have open at once.
     max_upload_sessions_per_user: int = 64
     max_json_body_bytes: int = 1024 * 1024

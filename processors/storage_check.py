@@ -156,23 +156,44 @@ def sweep(app: Any, storage: Any, grace_seconds: float, now: float | None = None
 
 
 class Sweeper(Background):
-    """Runs `sweep` every `interval` seconds in the serving process."""
+    """The scheduled storage jobs of the serving process: `sweep` every `interval` seconds, and
+    `fsck` (re-hashing every original) every `fsck_interval` seconds (0: never). Their last
+    reports are shown to admins by health; fsck only reports."""
 
-    def __init__(self, app: Any, storage: Any, grace_seconds: float, interval: float) -> None:
+    def __init__(self, app: Any, storage: Any, grace_seconds: float, interval: float,
+                 fsck_interval: float = 0.0) -> None:
         super().__init__("darkroom-sweeper")
         self.app, self.storage = app, storage
-        self.grace_seconds, self.interval = grace_seconds, interval
+        self.grace_seconds, self.interval, self.fsck_interval = grace_seconds, interval, fsck_interval
         self.last_report: dict[str, int] | None = None
+        self.last_fsck: dict[str, Any] | None = None
         self.last_error: str | None = None
+        self._next_fsck = time.monotonic() + fsck_interval
+
+    def status(self) -> dict[str, Any]:
+        """For health: the last sweep and the last fsck in numbers (paths stay in the log)."""
+        out: dict[str, Any] = {"last_sweep": self.last_report}
+        if self.last_fsck is not None:
+            out["last_fsck"] = {k: (len(v) if isinstance(v, list) else v) for k, v in self.last_fsck.items()}
+        if self.last_error:
+            out["error"] = self.last_error
+        return out
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._pause(self.interval)
+            self._pause(min(self.interval, self.fsck_interval or self.interval))
             if self._stop.is_set():
                 return
             try:
                 self.last_report = sweep(self.app, self.storage, self.grace_seconds).as_dict()
+                if self.fsck_interval and time.monotonic() >= self._next_fsck:
+                    self._next_fsck = time.monotonic() + self.fsck_interval
+                    report = fsck(self.app, self.storage)
+                    self.last_fsck = report.as_dict()
+                    if not report.clean:
+                        log.error("fsck: %d missing, %d changed, %d orphaned originals: %s",
+                                  len(report.missing), len(report.changed), len(report.orphaned), report.as_dict())
                 self.last_error = None
             except Exception as exc:  # a database hiccup: try again next round
-                log.warning("sweep failed: %s", exc)
+                log.warning("storage check failed: %s", exc)
                 self.last_error = type(exc).__name__

@@ -97,3 +97,28 @@ async def test_malformed_multipart_parts_are_400(client):
                 **alice.headers, "Content-Type": "multipart/form-data; boundary=B"})
             assert resp.status == 400, (path, body, await resp.text())
             assert (await resp.json())["code"] == 400
+
+
+async def test_scheduled_sweep_and_fsck_report_to_admins(tmp_path, backend, pg_schema, aiohttp_client, media):
+    from api.app import create_app
+    from infra.bootstrap import bootstrap
+    from tests.conftest import make_settings
+
+    services = bootstrap(make_settings(tmp_path, backend, pg_schema, sweep_interval_seconds=0.2,
+                                       fsck_interval_seconds=0.2))
+    try:
+        client = await aiohttp_client(create_app(services))
+        alice = await register(client, "alice")
+        up = await alice.upload_bytes(jpeg(media, "s"), "s.jpg")
+        row = services.catalog.row(alice.user_id, up["data"]["asset_id"])
+        services.storage.path_of(row["repository_id"], row["storage_path"]).unlink()
+        for _ in range(100):
+            fsck_report = services.sweeper.last_fsck
+            if fsck_report and fsck_report["missing"]:
+                break
+            time.sleep(0.05)
+        health = (await (await client.get(f"{API}/health", headers=alice.headers)).json())["data"]
+        assert health["storage"]["last_fsck"]["missing"] == 1, health["storage"]
+        assert health["storage"]["last_sweep"] is not None
+    finally:
+        services.close()

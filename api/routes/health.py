@@ -92,6 +92,8 @@ def health_report(services: Services) -> dict[str, Any]:
         bus["worker"] = {"id": services.worker.worker_id, "queues": services.worker.queues,
                          "concurrency": services.worker.concurrency, "busy": services.worker.busy}
     report["bus"] = bus
+    if services.sweeper is not None:
+        report["storage"] = services.sweeper.status()
     report["ml"] = ml_status(services.settings)  # each ML task on (its model) or off (why)
     if services.search is not None:
         report["search_index"] = services.search.health()
