@@ -23,8 +23,8 @@ def idempotency_key(request: web.Request) -> str | None:
     if raw is None:
         return None
     key = raw.strip()
-    if not 1 <= len(key) <= 255 or not key.isprintable():
-        raise InvalidInput("Idempotency-Key must be 1 to 255 printable characters", HEADER)
+    if not 1 <= len(key) <= 255:
+        raise InvalidInput("Idempotency-Key must be 1 to 255 characters, not only blanks", HEADER)
     return key
 
 

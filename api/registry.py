@@ -348,7 +348,8 @@ def route(
         params = (*params, Param(
             "Idempotency-Key", description="a key of your choice (1-255 characters): retrying with it "
             "returns the first answer and creates nothing new; the same key with another request is "
-            "a 422. Kept 24 hours.", where="header", max_length=255, example="3f9c2a7e-album-holiday"))
+            "a 422. Kept 24 hours. Use a new key for each new object.", where="header", max_length=255,
+            pattern=r"\S"))
         also = tuple(sorted({*also, 409, 422}))
 
     def register(handler: Callable[[Ctx], Awaitable[web.StreamResponse]]) -> Any:

@@ -68,14 +68,14 @@ async def update_user(ctx: Ctx) -> web.Response:
 @route("DELETE", "/admin/users/{id}", operation_id="deleteUser", summary="Close an account (admins only)",
        tag="Admin", admin=True, also=(404, 409), params=(
            positive_id_param("id", "a user"),
-           QueryParam("erase", "boolean", "also erase the user's personal data (not available yet)",
-                      default=False),
+           QueryParam("erase", description="erasing the user's personal data is not available yet: only "
+                      "`false` is accepted", enum=("false",), default="false"),
        ))
 async def delete_user(ctx: Ctx) -> web.Response:
     """Closes the account: it can no longer log in and its tokens stop working at once; its
     assets and history stay. `erase=true` (crypto-shredding of personal data) is not available on
     this server yet and answers 400 without changing anything."""
-    if ctx.query_bool("erase", False):
+    if ctx.query_str("erase") not in (None, "false"):  # the registry refused it already; belt and braces
         raise InvalidInput("erase is not available on this server yet; the account was not changed", "erase")
     _, position = await ctx.run(ctx.services.app.administer_user, ctx.user_id, ctx.path_int("id"), False)
     await ctx.settle(position)
