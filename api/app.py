@@ -23,7 +23,9 @@ import api.routes.trash  # noqa: F401
 import api.routes.places  # noqa: F401
 import api.routes.stacks  # noqa: F401
 import api.routes.duplicates  # noqa: F401
-from api.envelope import envelope_middleware
+import api.routes.users  # noqa: F401
+from api.access_log import access_log_middleware
+from api.envelope import RATE_LIMIT_DELAY, envelope_middleware
 from api.registry import SERVICES, add_routes
 from api.routes.docs import add_docs_routes
 from infra.bootstrap import Services
@@ -32,10 +34,11 @@ from infra.bootstrap import Services
 def create_app(services: Services, start_projections: bool | None = None) -> web.Application:
     """An application around ready services. Projections run in-process when configured so."""
     app = web.Application(
-        middlewares=[envelope_middleware],
+        middlewares=[access_log_middleware, envelope_middleware],
         client_max_size=services.settings.max_json_body_bytes,
     )
     app[SERVICES] = services
+    app[RATE_LIMIT_DELAY] = services.settings.rate_limit_delay_seconds
     add_routes(app)
     add_docs_routes(app)  # plain routes: the browsable docs are not part of the OpenAPI document
 

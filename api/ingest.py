@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 from api.registry import Ctx
 from commands.assets import NewUpload
-from domain.errors import InvalidInput, Unsupported
+from domain.errors import InvalidInput, TooLarge, Unsupported
 from domain.text import strip_control
 from infra.media_types import sniff_file
 from infra.storage import StagedFile
@@ -28,6 +30,9 @@ async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str
     try:
         if staged.size == 0:
             raise InvalidInput(f"{filename}: the file is empty", "file")
+        left = await ctx.run(services.users.quota_left, ctx.user_id)
+        if left is not None and staged.size > left:
+            raise TooLarge(f"{filename}: {staged.size} bytes would pass your quota ({left} bytes left)", "file")
         media = await ctx.run(sniff_file, str(staged.path), filename)
         if media is None:
             raise Unsupported(
@@ -67,3 +72,14 @@ async def ingest(ctx: Ctx, staged: StagedFile, filename: str, repository_id: str
         "message": "you already have this file" if outcome.duplicate else "file stored and queued for processing",
         "duplicate": outcome.duplicate,
     }
+
+
+async def next_part(reader: Any) -> Any:
+    """The next multipart part; a malformed one (no headers, a broken boundary) is a 400, which
+    aiohttp's reader would otherwise let escape as a 500."""
+    try:
+        return await reader.next()
+    except HttpProcessingError as exc:  # a part with no headers, or headers that do not parse
+        raise InvalidInput(f"malformed multipart part headers: {exc.message}", "body") from None
+    except (ValueError, LookupError, AssertionError) as exc:
+        raise InvalidInput(f"malformed multipart body: {exc}", "body") from None

@@ -114,6 +114,8 @@ class FormModel(BaseModel):
                 prop.update(branches[0])
             if prop.get("default", 0) is None:
                 del prop["default"]
+            if prop.get("format") == "binary":
+                prop["minLength"] = 1  # an empty file is refused (400)
         schema["additionalProperties"] = False
         return schema
 
@@ -164,6 +166,8 @@ JobState = Literal["available", "scheduled", "running", "retryable", "completed"
 class AssetStatus(BaseModel):
     state: Literal["processing", "complete", "warning", "failed"]
     tasks: dict[str, JobState] = Field(description="queue name -> the state of its job")
+    problems: list[str] | None = Field(default=None, description="damage a decoder found in the original "
+                                       "(then `state` is at least `warning`); absent when none")
 
 
 class SpeciesPrediction(BaseModel):
@@ -454,12 +458,13 @@ class Health(BaseModel):
                              "search_index": {"status": "ok", "backend": "embedded"},
                              "projections": {"status": "ok", "lag": 0}, "ml": {}})
 
-    status: str
-    event_store: dict[str, Any]
-    bus: dict[str, Any]
-    search_index: dict[str, Any]
-    projections: dict[str, Any]
-    ml: dict[str, Any] = Field(default_factory=dict, description="each ML task on (with its model) or off")
+    status: str = Field(description="ok, or degraded when something the server needs is down")
+    # The rest only for an admin's token.
+    event_store: dict[str, Any] | None = None
+    bus: dict[str, Any] | None = None
+    search_index: dict[str, Any] | None = None
+    projections: dict[str, Any] | None = None
+    ml: dict[str, Any] | None = Field(default=None, description="each ML task on (with its model) or off")
 
 
 # -- people ----------------------------------------------------------------------------------

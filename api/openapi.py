@@ -37,7 +37,7 @@ TAGS = [
     ("Libraries", "External libraries: folders indexed in place, scanned and watched (administrators)."),
     ("Stats", "Aggregates over the user's library."),
     ("Jobs", "Processing jobs and queues (administrators)."),
-    ("Admin", "The event log, for administrators and analysts."),
+    ("Admin", "The event log and user accounts, for administrators and analysts."),
     ("System", "Health and this document."),
 ]
 
@@ -51,7 +51,8 @@ _ERRORS: dict[int, tuple[str, str]] = {
     413: ("PayloadTooLarge", "the body or file is larger than the server accepts"),
     415: ("UnsupportedMediaType", "not a supported photo, video, audio file or PDF"),
     416: ("RangeNotSatisfiable", "the Range lies outside the file"),
-    429: ("TooManyRequests", "too many attempts; `Retry-After` says when to try again"),
+    422: ("UnprocessableContent", "an Idempotency-Key reused with a different body"),
+    429: ("TooManyRequests", "a rate limit was passed, or the server is busy; see `Retry-After`"),
     500: ("InternalError", "a fault of the server; details are in its log, never in the answer"),
     503: ("ServiceUnavailable", "a backend the request needs is down or busy; retry later"),
 }
@@ -152,7 +153,7 @@ def _request_body(spec: RouteSpec, refs: dict[type[BaseModel], dict[str, Any]]) 
             media["example"] = example
         extra = spec.body.model_config.get("json_schema_extra")
         required = any(f.is_required() for f in spec.body.model_fields.values()) or (
-            isinstance(extra, dict) and "oneOf" in extra)  # one of its fields is due
+            isinstance(extra, dict) and ("oneOf" in extra or "anyOf" in extra))  # one of its fields is due
         return {"required": required, "content": {"application/json": media}}
     if spec.multipart is not None:
         binary = {name for name, f in spec.multipart.model_fields.items() if f.annotation is bytes}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -172,6 +173,7 @@ class RouteSpec:
     also: tuple[int, ...] = ()  # further statuses the operation can answer
     links: tuple[Link, ...] = ()
     ok_also: tuple[int, ...] = ()  # further success statuses with the same body (a duplicate upload: 200)
+    idempotent: bool = False  # takes an Idempotency-Key (creating POSTs)
 
     @property
     def query(self) -> tuple[Param, ...]:
@@ -196,9 +198,20 @@ class Ctx:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, partial(fn, *args, **kwargs))
 
+    @property
+    def client_address(self) -> str:
+        """The client's address as rate limits count it (X-Forwarded-For only from trusted proxies)."""
+        return self.services.rate_limits.client_address(
+            self.request.remote, self.request.headers.get("X-Forwarded-For"))
+
     async def settle(self, position: int) -> None:
-        """Read your writes: wait (bounded) until read models show this command's effect."""
-        await self.run(self.services.wait_for, position)
+        """Read your writes: wait (bounded) until read models show this command's effect. Never
+        raises: the command has committed, so its answer is a success even when a read model
+        lags or fails (health reports that one)."""
+        try:
+            await self.run(self.services.wait_for, position)
+        except Exception as exc:  # the read side is down, not the command
+            logging.getLogger("darkroom.api").warning("read models did not reach %s: %r", position, exc)
         self.services.wake()
 
     # -- query parameters -------------------------------------------------------------------
@@ -262,13 +275,51 @@ async def _read_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     return model.model_validate(payload)
 
 
-def _authenticate(request: web.Request) -> tuple[int, bool]:
+async def _authenticate(request: web.Request) -> tuple[int, bool]:
+    """The user and their admin right. The token's signature is checked here; whether the account
+    is still open, still admin and the token's session still current is read per request from
+    the users directory, so a deactivation or a password change takes effect at once."""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access token>'")
-    claims = request.app[SERVICES].tokens.verify(token.strip())
-    return claims.user_id, claims.is_admin
+    services = request.app[SERVICES]
+    claims = services.tokens.verify(token.strip())
+    state = await asyncio.get_running_loop().run_in_executor(None, _auth_state, services, claims.user_id)
+    if state is None:  # a valid signature for a user this store does not know: log in again
+        raise Unauthorized("access token is not valid for any user here")
+    if not state.is_active:
+        raise Unauthorized("this account is deactivated")
+    if state.session_epoch != claims.session_epoch:
+        raise Unauthorized("this session has ended (password changed or account closed); log in again")
+    return claims.user_id, state.is_admin
+
+
+async def optional_user(request: web.Request) -> tuple[int, bool] | None:
+    """(user id, is admin) when the request carries a valid token, else None (public routes
+    that show more to admins)."""
+    if not request.headers.get("Authorization"):
+        return None
+    try:
+        return await _authenticate(request)
+    except Unauthorized:
+        return None
+
+
+def _auth_state(services: Services, user_id: int) -> Any:
+    from projections.users import AuthState
+
+    state = services.users.auth_state(user_id)
+    if state is not None:
+        return state
+    # Not in the directory yet (its projection lags the registration): ask the aggregate.
+    from domain.errors import NotFound
+
+    try:
+        user = services.app.get_user(user_id)
+    except NotFound:
+        return None
+    return AuthState(user.is_active, user.is_admin, user.session_epoch)
 
 
 def route(
@@ -289,12 +340,23 @@ def route(
     also: tuple[int, ...] = (),
     links: tuple[Link, ...] = (),
     ok_also: tuple[int, ...] = (),
+    idempotent: bool | None = None,
 ) -> Callable[[Callable[[Ctx], Awaitable[web.StreamResponse]]], Callable[[web.Request], Awaitable[web.StreamResponse]]]:
     """Declare an operation. Its description is the handler's docstring."""
     declared = {p.name for p in params if p.where == "path"}
     wanted = set(re.findall(r"{(\w+)}", path))
     if declared != wanted:
         raise TypeError(f"{method} {path}: path parameters declared {sorted(declared)}, in the path {sorted(wanted)}")
+
+    if idempotent is None:  # every authenticated creation takes one
+        idempotent = method == "POST" and status == 201 and auth
+    if idempotent:
+        params = (*params, Param(
+            "Idempotency-Key", description="a key of your choice (1-255 characters): retrying with it "
+            "returns the first answer and creates nothing new; the same key with another request is "
+            "a 422. Kept 24 hours. Use a new key for each new object.", where="header", max_length=255,
+            pattern=r"\S"))
+        also = tuple(sorted({*also, 409, 422}))
 
     def register(handler: Callable[[Ctx], Awaitable[web.StreamResponse]]) -> Any:
         if not handler.__doc__:
@@ -303,16 +365,25 @@ def route(
         async def endpoint(request: web.Request) -> web.StreamResponse:
             user_id, is_admin = (None, False)
             if auth:
-                user_id, is_admin = _authenticate(request)
+                user_id, is_admin = await _authenticate(request)
                 if admin and not is_admin:
                     raise Forbidden("this endpoint is for administrators")
             _check_params(request, params)
-            parsed = await _read_body(request, body) if body is not None else None
-            return await handler(Ctx(request, user_id, is_admin, parsed))
+
+            async def run() -> web.StreamResponse:
+                parsed = await _read_body(request, body) if body is not None else None
+                return await handler(Ctx(request, user_id, is_admin, parsed))
+
+            if idempotent and user_id is not None:
+                from api.idempotency import run_once
+
+                return await run_once(request, request.app[SERVICES], user_id, f"{method} {path}",
+                                      multipart is not None, run)
+            return await run()
 
         ROUTES.append(RouteSpec(
             method, path, endpoint, operation_id, summary, inspect.cleandoc(handler.__doc__), tag, body,
-            response, auth, admin, params, binary, multipart, status, also, links, ok_also,
+            response, auth, admin, params, binary, multipart, status, also, links, ok_also, bool(idempotent),
         ))
         return endpoint
 
@@ -338,4 +409,7 @@ def _check_params(request: web.Request, params: tuple[Param, ...]) -> None:
 
 def add_routes(app: web.Application) -> None:
     for spec in ROUTES:
-        app.router.add_route(spec.method, PREFIX + spec.path, spec.handler)
+        if spec.method == "GET":  # HEAD wherever GET is: same headers, no body (aiohttp drops it)
+            app.router.add_get(PREFIX + spec.path, spec.handler, allow_head=True)
+        else:
+            app.router.add_route(spec.method, PREFIX + spec.path, spec.handler)

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
-from domain.asset import OPTIONAL_TASKS, Asset, check_vector, tasks_for
+from domain.asset import OPTIONAL_TASKS, Asset, check_vector, task_priority, tasks_for
 from domain.errors import InvalidInput
 from domain.indexes import Sequence
 from domain.job import Job, job_id_to_uuid
@@ -77,7 +77,7 @@ class JobCommands:
                 job_id=jobs_seq.next_value(), kind=queue, queue=queue, asset_id=str(asset.id),
                 owner_id=asset.owner_id, args={"asset_id": str(asset.id)},
                 max_attempts=self.job_policy.max_attempts,
-                priority=2 if queue in OPTIONAL_TASKS else 1, created_at=now, scheduled_at=now,
+                priority=task_priority(queue), created_at=now, scheduled_at=now,
             )
             asset.record_task(queue=queue, job_id=job.job_id, state=job.state)
             jobs.append(job)
@@ -211,12 +211,26 @@ def _record_result(asset: Asset, queue: str, result: dict[str, Any]) -> None:
         # bring the asset back into people and search read models.
         return
     if queue == "metadata_asset":
+        metadata = result.get("specific_metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidInput("specific_metadata must be an object", "specific_metadata")
+        for key, value in metadata.items():  # flat values only: nesting breaks the read models
+            if value is not None and not isinstance(value, (str, bool, int, float)):
+                raise InvalidInput(f"specific_metadata.{key} must be text, a number, a boolean or null",
+                                   f"specific_metadata.{key}")
+        problems = result.get("problems") or []
+        if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
+            raise InvalidInput("problems must be a list of text", "problems")
+        if problems or getattr(asset, "problems", None):  # new damage, or a re-run that found none
+            asset.record_damage(task=queue, problems=[p[:1000] for p in problems[:20]])
         asset.record_metadata(
             width=result.get("width"), height=result.get("height"), duration=result.get("duration"),
             taken_time=result.get("taken_time"), taken_time_local=result.get("taken_time_local"),
             specific_metadata=result.get("specific_metadata") or {},
         )
     elif queue == "thumbnail_asset":
+        if not isinstance(result.get("thumbnails") or {}, dict):
+            raise InvalidInput("thumbnails must be an object", "thumbnails")
         asset.record_thumbnails(thumbnails=result.get("thumbnails") or {})
         fingerprint = result.get("fingerprint")
         if isinstance(fingerprint, dict) and isinstance(fingerprint.get("grey16"), str) \

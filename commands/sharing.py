@@ -153,7 +153,7 @@ class SharingCommands:
                 try:
                     asset = self.get_asset_for(owner_id, UUID(str(raw)))
                 except (ValueError, NotFound):
-                    raise InvalidInput(f"asset {raw} is not one of your assets", "asset_ids") from None
+                    raise NotFound(f"asset {raw} not found among your assets") from None
                 if asset.is_deleted:
                     raise InvalidInput(f"asset {raw} is deleted", "asset_ids")
                 if str(asset.id) not in checked:

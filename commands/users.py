@@ -31,6 +31,8 @@ class UserView:
     last_login: datetime | None
     is_active: bool
     is_admin: bool
+    quota_bytes: int = 0
+    session_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,17 @@ class Session:
 def _view(user: User) -> UserView:
     return UserView(
         user.user_id, user.username, user.email, user.created_at, user.last_login,
-        user.is_active, user.is_admin,
+        user.is_active, user.is_admin, user.quota_bytes, user.session_epoch,
     )
 
 
 class UserCommands:
     refresh_token_ttl = timedelta(days=30)
 
-    def register(self: Darkroom, username: str, email: str, password_hash: str) -> Session:
-        """Create an account; the first one is the admin. Then log it in."""
+    def register(self: Darkroom, username: str, email: str, password_hash: str,
+                 is_admin: bool | None = None, quota_bytes: int = 0, by_user_id: int = 0) -> Session:
+        """Create an account and log it in. Self-registered (`is_admin` None): the first account
+        is the admin. Created by an admin (or the shell): `is_admin` says."""
         if self.exists(username_key(username)):
             raise Conflict(f"username {username!r} is taken", "username")
         if self.exists(email_key(email)):
@@ -68,8 +72,10 @@ class UserCommands:
             now = self.now()
             user = User(
                 user_id=user_id, username=username, email=email, password_hash=password_hash,
-                is_admin=user_id == 1, registered_at=now,
+                is_admin=user_id == 1 if is_admin is None else is_admin, registered_at=now,
             )
+            if quota_bytes:
+                user.set_quota(quota_bytes=quota_bytes, by_user_id=by_user_id)
             token = new_refresh_token(user_id)
             user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
                         expires_at=now + self.refresh_token_ttl)
@@ -88,6 +94,14 @@ class UserCommands:
             return attempt()
 
         return retry_on_conflict(attempt_checked)
+
+    def check_free(self: Darkroom, username: str, email: str) -> None:
+        """409 when the name or the address is taken: asked before the KDF runs, so a taken name
+        costs no hash (the registration checks again, atomically)."""
+        if self.exists(username_key(username)):
+            raise Conflict(f"username {username!r} is taken", "username")
+        if self.exists(email_key(email)):
+            raise Conflict(f"email {email!r} is already registered", "email")
 
     def user_for_login(self: Darkroom, username: str) -> tuple[int, str] | None:
         """(user_id, password hash) for a username, or None. Login checks the password."""
@@ -146,11 +160,55 @@ class UserCommands:
     def get_user(self: Darkroom, user_id: int) -> UserView:
         return _view(self.load(user_id_to_uuid(user_id), "user"))
 
+    def password_hash_of(self: Darkroom, user_id: int) -> str:
+        """The stored hash, for checking a current password before a change."""
+        return self.load(user_id_to_uuid(user_id), "user").password_hash
+
+    def change_password(self: Darkroom, user_id: int, new_hash: str) -> Session:
+        """Set a new password (the caller checked the current one): every other session ends,
+        and this one continues with the fresh token pair returned."""
+
+        def attempt() -> Session:
+            user: User = self.load(user_id_to_uuid(user_id), "user")
+            user.change_password(password_hash=new_hash)
+            token = new_refresh_token(user_id)
+            now = self.now()
+            user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
+                        expires_at=now + self.refresh_token_ttl)
+            return Session(_view(user), token, self.save_and_position(user))
+
+        return retry_on_conflict(attempt)
+
+    def administer_user(self: Darkroom, admin_id: int, user_id: int, is_active: bool | None = None,
+                        is_admin: bool | None = None, quota_bytes: int | None = None) -> tuple[UserView, int]:
+        """An admin's change to an account: (de)activate, grant or withdraw admin, set the quota.
+        An admin cannot lock themselves out (deactivate or demote their own account)."""
+        if user_id == admin_id and (is_active is False or is_admin is False):
+            raise Conflict("you cannot deactivate or demote your own account", "user_id")
+        if quota_bytes is not None and quota_bytes < 0:
+            raise InvalidInput("quota_bytes must be 0 (no limit) or more", "quota_bytes")
+
+        def attempt() -> tuple[UserView, int]:
+            user: User = self.load(user_id_to_uuid(user_id), "user")
+            if is_active is not None and is_active != user.is_active:
+                (user.reactivate if is_active else user.deactivate)(by_user_id=admin_id)
+            if is_admin is not None and is_admin != user.is_admin:
+                user.set_admin(is_admin=is_admin, by_user_id=admin_id)
+            if quota_bytes is not None and quota_bytes != user.quota_bytes:
+                user.set_quota(quota_bytes=quota_bytes, by_user_id=admin_id)
+            position = self.save_and_position(user) if user.pending_events else 0
+            return _view(user), position
+
+        return retry_on_conflict(attempt)
+
     def _user_for_token(self: Darkroom, parts: RefreshTokenParts) -> User:
         try:
-            return self.load(user_id_to_uuid(parts.user_id), "user")
+            user: User = self.load(user_id_to_uuid(parts.user_id), "user")
         except NotFound:
             raise Unauthorized("refresh token is not valid") from None
+        if not user.is_active:
+            raise Unauthorized("this account is deactivated")
+        return user
 
 
 def check_registration(username: Any, email: Any, password: Any) -> None:

@@ -43,6 +43,13 @@ MAX_DESCRIPTION_LENGTH = 10_000
 REQUIRED_TASKS = ("metadata_asset", "thumbnail_asset", "transcode_asset")
 OPTIONAL_TASKS = ("process_clip", "process_species", "process_ocr", "process_face", "process_caption",
                   "process_labels")
+
+
+def task_priority(queue: str) -> int:
+    """1 for the tasks an asset needs (metadata, thumbnails, transcodes), 2 for optional ones."""
+    return 2 if queue in OPTIONAL_TASKS else 1
+
+
 TASKS_BY_TYPE: dict[str, tuple[str, ...]] = {
     "PHOTO": ("metadata_asset", "thumbnail_asset"),
     "VIDEO": ("metadata_asset", "thumbnail_asset", "transcode_asset"),
@@ -66,8 +73,9 @@ def tasks_for(asset_type: str, enabled: frozenset[str] | set[str] | tuple[str, .
     return TASKS_BY_TYPE[asset_type] + tuple(t for t in ML_TASKS_BY_TYPE[asset_type] if t in enabled)
 
 
-def status_of(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`{state, tasks}` of API.md from each task's latest job state."""
+def status_of(tasks: dict[str, dict[str, Any]], problems: list[str] | None = None) -> dict[str, Any]:
+    """`{state, tasks}` of API.md from each task's latest job state; `problems` (damage a decoder
+    found in the original) make an otherwise complete asset a `warning`, and are listed."""
     states = {queue: t["state"] for queue, t in tasks.items()}
     if any(s not in _FINAL for s in states.values()):
         state = "processing"
@@ -76,8 +84,11 @@ def status_of(tasks: dict[str, dict[str, Any]]) -> dict[str, Any]:
     elif any(s == "discarded" for s in states.values()):
         state = "warning"
     else:
-        state = "complete"
-    return {"state": state, "tasks": states}
+        state = "warning" if problems else "complete"
+    status: dict[str, Any] = {"state": state, "tasks": states}
+    if problems:
+        status["problems"] = list(problems)
+    return status
 
 
 MAX_METADATA_TEXT = 1000
@@ -431,9 +442,15 @@ class Asset(Aggregate):
         setting turns it on). An earlier result of the task stays."""
         self.enrichments.setdefault("skipped", {})[task] = reason
 
+    @event("DamageFound")
+    def record_damage(self, task: str, problems: list[str]) -> None:
+        """A decoder found the original damaged (truncated, bad directories), even if a preview
+        could be shown; `problems` say what is wrong (an empty list: a later run found none)."""
+        self.problems = list(problems)
+
     @property
     def status(self) -> dict[str, Any]:
-        return status_of(self.tasks)
+        return status_of(self.tasks, getattr(self, "problems", None))
 
 
 def asset_id_from(value: str) -> UUID:

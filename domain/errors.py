@@ -38,3 +38,23 @@ class Unsupported(DomainError):
 
 class TooLarge(DomainError):
     """A body or file past the configured limit."""
+
+
+class TooManyRequests(DomainError):
+    """A client passed a rate limit (or a bounded queue is full); retry after `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: int = 1, field: str | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after = max(1, int(retry_after))
+
+
+class Unavailable(DomainError):
+    """A backend the request needs is down; `backend` names it (the answer is a 503)."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        super().__init__(message)
+        self.backend = backend
+
+
+class Unprocessable(DomainError):
+    """Well-formed, but contradicts an earlier request (an Idempotency-Key reused with another body)."""

@@ -47,6 +47,9 @@ class User(Aggregate):
         self.created_at = registered_at
         self.last_login: datetime | None = None
         self.refresh_tokens: dict[str, RefreshToken] = {}
+        # Set by later events; derived here so that replaying old logs gives them a value.
+        self.quota_bytes = 0  # 0: no limit
+        self.session_epoch = 0  # access tokens carry it; a bump ends every session at once
 
     # -- refresh tokens ------------------------------------------------------------------------
 
@@ -102,3 +105,38 @@ class User(Aggregate):
         # Keep the aggregate small: expired tokens can never be used again.
         for token_id in [t for t, tok in self.refresh_tokens.items() if tok.expires_at <= now]:
             del self.refresh_tokens[token_id]
+
+    # -- administration ------------------------------------------------------------------------
+
+    @event("PasswordChanged")
+    def change_password(self, password_hash: str) -> None:
+        """The user set a new password: every session they had before ends."""
+        self.password_hash = password_hash
+        self.session_epoch += 1
+        for token in self.refresh_tokens.values():
+            if token.state == "active":
+                token.state = "revoked"
+
+    @event("Deactivated")
+    def deactivate(self, by_user_id: int) -> None:
+        """An admin closed the account: it cannot log in, and its tokens stop working at once."""
+        self.is_active = False
+        self.session_epoch += 1
+        for token in self.refresh_tokens.values():
+            if token.state == "active":
+                token.state = "revoked"
+
+    @event("Reactivated")
+    def reactivate(self, by_user_id: int) -> None:
+        """An admin opened a closed account again (its old sessions stay ended)."""
+        self.is_active = True
+
+    @event("AdminRightsChanged")
+    def set_admin(self, is_admin: bool, by_user_id: int) -> None:
+        """An admin granted or withdrew administration rights."""
+        self.is_admin = is_admin  # checked per request from the users read model, not the token
+
+    @event("QuotaChanged")
+    def set_quota(self, quota_bytes: int, by_user_id: int) -> None:
+        """The bytes of originals the user may store changed (0: no limit)."""
+        self.quota_bytes = quota_bytes

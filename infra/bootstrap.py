@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 from dataclasses import dataclass, field
@@ -11,8 +12,10 @@ from typing import Any
 from commands import Darkroom
 from commands.jobs import JobPolicy
 from infra.database import Database
-from infra.eventstore import eventstore_env, prepared_database
+from infra.eventstore import eventstore_env, harden_event_store, prepared_database
+from infra.idempotency import IdempotencyStore
 from infra.passwords import Passwords
+from infra.rate_limits import RateLimits
 from infra.settings import Settings
 from infra.storage import Storage
 from infra.tokens import AccessTokens
@@ -20,7 +23,11 @@ from projections.albums import Albums
 from projections.catalog import Catalog
 from projections.jobs import Jobs
 from projections.registry import PROJECTIONS
+from projections.users import Users
 from projections.runner import ProjectionDaemon, ProjectionRunner
+
+
+log = logging.getLogger("darkroom.services")
 
 
 @dataclass
@@ -45,6 +52,12 @@ class Services:
     trash_sweeper: Any = None  # processors.purge.TrashSweeper: expired trash, cut-short purges
     library_scanner: Any = None  # processors.library_scan.LibraryScanner: the scan_library queue
     library_watcher: Any = None  # processors.library_watch.LibraryWatcher: libraries with watch on
+    users: Any = None  # projections.users.Users: the directory, auth state, quotas
+    sweeper: Any = None  # processors.storage_check.Sweeper: staging and orphaned originals
+    idempotency: Any = None  # infra.idempotency.IdempotencyStore: answers kept per Idempotency-Key
+    rate_limits: Any = None  # infra.rate_limits.RateLimits: login, register, refresh, password
+    # Projections that failed while a request caught them up (name -> error kind), for health.
+    projection_errors: dict[str, str] = field(default_factory=dict)
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -63,12 +76,15 @@ class Services:
 
         for runner in self.runners.values():
             runner.catch_up()
-        self.bus = InProcessBus()
+        from domain.asset import task_priority
+
+        self.bus = InProcessBus(priority_of=task_priority)
         self.relay = JobRelay(self.app, self.jobs, self.bus)
         self.relay.start()
         self.worker = Worker(
             self, self.bus, queues or list(PROCESSORS), self.settings.worker_concurrency,
             self.settings.job_timeout_seconds, processors or processors_for(self.settings),
+            priority_of=task_priority,
         )
         self.worker.start()
         self.start_libraries()
@@ -107,29 +123,43 @@ class Services:
 
         worker_id = new_worker_id()
         self.bus = open_bus(self.settings, client_id=worker_id)
+        from domain.asset import task_priority
+
         self.worker = Worker(self, self.bus, queues, concurrency, self.settings.job_timeout_seconds,
-                             processors, rescue=False, worker_id=worker_id)
+                             processors, rescue=False, worker_id=worker_id, priority_of=task_priority)
         self.worker.start()
         return self.worker
 
     def wait_for(self, position: int, timeout: float | None = None) -> bool:
-        """Read your writes: block until every read model has applied `position`.
+        """Read your writes: block until every read model has applied `position`, at most
+        `timeout` (the read-wait setting). Returns False when one did not get there.
 
         With projections in this process, catch them up here and now; otherwise poll their
-        positions (another process runs them) until `timeout`. Returns False on time-out.
+        positions (another process runs them). A projection that fails is recorded for health
+        (`projection_errors`) and skipped: the command behind `position` has committed, and its
+        answer must not turn into a failure that makes the client retry it.
         """
         if position <= 0:
             return True
+        deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
+        reached = True
         if self.settings.run_projections:
-            for runner in self.runners.values():
-                for _ in range(100):  # catch_up may stop short if another process interleaves
-                    if runner.applied >= position or runner.position() >= position:
-                        break
-                    runner.catch_up(upto=position)
+            for name, runner in self.runners.items():
+                try:
+                    # catch_up may stop short if another process interleaves
+                    while runner.applied < position and runner.position() < position:
+                        if time.monotonic() >= deadline:
+                            reached = False
+                            break
+                        runner.catch_up(upto=position)
+                    self.projection_errors.pop(name, None)
+                except Exception as exc:
+                    log.warning("projection %s failed while catching up to %s: %r", name, position, exc)
+                    self.projection_errors[name] = type(exc).__name__
+                    reached = False
             if self.search is not None:  # Elasticsearch mirrors the search tables; down = degraded
                 self.search.catch_up_quietly()
-            return True
-        deadline = time.monotonic() + (timeout or self.settings.read_wait_timeout_seconds)
+            return reached
         while time.monotonic() < deadline:
             if all(r.position() >= position for r in self.runners.values()):
                 return True
@@ -139,6 +169,12 @@ class Services:
     def start_daemon(self) -> None:
         self.daemon = ProjectionDaemon(self.runners.values())
         self.daemon.start()
+        if self.settings.sweep_interval_seconds > 0:
+            from processors.storage_check import Sweeper
+
+            self.sweeper = Sweeper(self.app, self.storage, self.settings.sweep_grace_seconds,
+                                   self.settings.sweep_interval_seconds, self.settings.fsck_interval_seconds)
+            self.sweeper.start()
         if self.search is not None:  # its own thread: a slow Elasticsearch never holds up the read models
             self.search.start_following()
         from processors.purge import TrashSweeper
@@ -165,10 +201,13 @@ class Services:
             self.bus.close()
         if self.daemon is not None:
             self.daemon.stop()
+        if self.sweeper is not None:
+            self.sweeper.stop()
         if self.search is not None:
             self.search.close()
         if self.embedder is not None and hasattr(self.embedder, "close"):
             self.embedder.close()  # the CLIP model of semantic search: free its (GPU) memory
+        self.passwords.close()
         self.app.close()
         self.db.close()
 
@@ -177,6 +216,7 @@ def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     with prepared_database(settings):
         app = Darkroom(env=eventstore_env(settings))
+        harden_event_store(app)
         db = Database(settings)
         runners = {
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
@@ -217,4 +257,7 @@ def bootstrap(settings: Settings) -> Services:
         jobs=Jobs(db),
         search=SearchService(settings, db, catalog, embedder),
         embedder=embedder,
+        rate_limits=RateLimits(settings),
+        users=Users(db),
+        idempotency=IdempotencyStore(db),
     )

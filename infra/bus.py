@@ -50,7 +50,11 @@ class Bus(Protocol):
 
 
 class InProcessBus:
-    def __init__(self) -> None:
+    """Memory queues. `priority_of(queue)` ranks queues (1 first): of the messages due now, the
+    most urgent queue's goes first, so required work overtakes optional (ML) work."""
+
+    def __init__(self, priority_of: Any = None) -> None:
+        self.priority_of = priority_of or (lambda queue: 1)
         self._queues: dict[str, list[tuple[float, int, JobMessage]]] = {}
         self._cond = threading.Condition()
         self._seq = itertools.count()
@@ -72,13 +76,18 @@ class InProcessBus:
             while not self._closed:
                 now = time.time()
                 best: tuple[float, int, JobMessage] | None = None
+                due: tuple[int, float, int, JobMessage] | None = None
                 for name in queues:
                     heap = self._queues.get(name)
                     if heap and (best is None or heap[0] < best):
                         best = heap[0]
-                if best is not None and best[0] <= now:
-                    heapq.heappop(self._queues[best[2].queue])
-                    return best[2]
+                    if heap and heap[0][0] <= now:
+                        ranked = (self.priority_of(name), *heap[0])
+                        if due is None or ranked[:3] < due[:3]:
+                            due = ranked
+                if due is not None:
+                    heapq.heappop(self._queues[due[3].queue])
+                    return due[3]
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
@@ -126,4 +135,4 @@ def open_bus(settings: Settings, client_id: str = "darkroom") -> Bus:
 
     config = KafkaConfig.from_url(settings.bus, settings.kafka_prefix)
     return KafkaBus(config, client_id=client_id,
-                    max_poll_interval_ms=int((settings.job_timeout_seconds + 60) * 1000))
+                    max_poll_interval_ms=int((settings.max_queue_timeout() + 60) * 1000))

@@ -198,6 +198,69 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_create(args: argparse.Namespace) -> int:
+    """An account from the shell: the first admin of a server with closed registration."""
+    import getpass
+
+    from commands.users import check_registration
+    from domain.errors import DomainError
+    from infra.bootstrap import bootstrap
+
+    password = args.password
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif password is None:
+        password = getpass.getpass(f"password for {args.username}: ")
+    settings = _settings(args)
+    settings.run_workers = False
+    services = bootstrap(settings)
+    try:
+        check_registration(args.username, args.email, password)
+        email = args.email.lower()
+        services.app.check_free(args.username, email)
+        quota = settings.default_quota_bytes if args.quota_bytes is None else args.quota_bytes
+        session = services.app.register(args.username, email, services.passwords.hash(password),
+                                        is_admin=args.admin, quota_bytes=quota)
+        services.wait_for(session.position)
+    except DomainError as exc:
+        print(f"darkroom: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        services.close()
+    user = session.user
+    print(json.dumps({"user_id": user.user_id, "username": user.username, "is_admin": user.is_admin,
+                      "quota_bytes": user.quota_bytes}))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+    from processors.storage_check import sweep
+
+    settings = _settings(args)
+    services = bootstrap(settings)
+    try:
+        grace = settings.sweep_grace_seconds if args.grace is None else args.grace
+        print(json.dumps(sweep(services.app, services.storage, grace).as_dict()))
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    """Exit 0 when every original the log names is there and intact and none is orphaned, else 1."""
+    from infra.bootstrap import bootstrap
+    from processors.storage_check import fsck
+
+    services = bootstrap(_settings(args))
+    try:
+        report = fsck(services.app, services.storage, rehash=not args.no_rehash)
+    finally:
+        services.close()
+    print(json.dumps(report.as_dict(), indent=2))
+    return 0 if report.clean else 1
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.public_dict(), indent=2, default=str))
@@ -249,6 +312,26 @@ def parser() -> argparse.ArgumentParser:
                              "(default DARKROOM_JOB_TIMEOUT_SECONDS)")
     worker.add_argument("--data-dir", dest="data_dir", default=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
+
+    users = sub.add_parser("users", help="user accounts")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    create = users_sub.add_parser("create", help="create an account (e.g. the first admin)")
+    create.add_argument("username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", help="the password (prefer --password-stdin or the prompt)")
+    create.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create.add_argument("--admin", action="store_true", help="make the account an administrator")
+    create.add_argument("--quota-bytes", type=int, help="bytes of originals allowed (0: no limit)")
+    create.set_defaults(func=cmd_users_create)
+
+    sw = sub.add_parser("sweep", help="delete stale staging files and originals no event names")
+    sw.add_argument("--grace", type=float, help="only files untouched this many seconds "
+                    "(default DARKROOM_SWEEP_GRACE_SECONDS)")
+    sw.set_defaults(func=cmd_sweep)
+
+    fs = sub.add_parser("fsck", help="re-hash originals against the log; report missing, changed, orphaned")
+    fs.add_argument("--no-rehash", action="store_true", help="compare sizes only")
+    fs.set_defaults(func=cmd_fsck)
 
     config = sub.add_parser("config", help="print the effective settings")
     config.set_defaults(func=cmd_config)

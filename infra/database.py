@@ -103,17 +103,21 @@ class Database:
 
             parts = settings.postgres_parts()
             options = f"-c search_path={settings.database_schema}" if settings.database_schema else ""
+            from infra.eventstore import LIBPQ_LIMITS, OUTAGE_WAIT_SECONDS
+
             self._pool = ConnectionPool(
                 kwargs={
                     **parts,
                     "row_factory": dict_row,
                     "options": options,
-                    "connect_timeout": 10,
+                    **LIBPQ_LIMITS,
                 },
                 min_size=1,
                 max_size=16,
                 open=True,
                 name="darkroom-read-models",
+                timeout=OUTAGE_WAIT_SECONDS,  # a request waits this long for a connection, then 503
+                check=ConnectionPool.check_connection,  # broken by a restart: replaced on checkout
             )
         else:
             settings.ensure_data_dir()

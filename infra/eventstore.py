@@ -41,7 +41,10 @@ def _persistence_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "8",
             "POSTGRES_MAX_OVERFLOW": "8",
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # eventsourcing passes this as the pool's wait for a connection: during an outage a
+            # request fails in seconds (503) instead of queueing 30 s waits that outlive the outage.
+            "POSTGRES_CONNECT_TIMEOUT": str(OUTAGE_WAIT_SECONDS),
+            "POSTGRES_PRE_PING": "y",  # a connection broken by a restart is replaced, not used
             "APPLICATION_RECORDER_TOPIC": "infra.eventstore:PollingPostgresRecorder",
         }
         if settings.database_schema:
@@ -53,6 +56,27 @@ def _persistence_env(settings: Settings) -> dict[str, str]:
         "SQLITE_DBNAME": str(settings.sqlite_path),
         "SQLITE_LOCK_TIMEOUT": "30",
     }
+
+
+# How long a request waits for PostgreSQL before answering 503; and libpq's own limits, so that a
+# connection to a server that vanished (crash, cut network) fails instead of hanging on TCP.
+OUTAGE_WAIT_SECONDS = 2
+LIBPQ_LIMITS = {
+    "connect_timeout": OUTAGE_WAIT_SECONDS,
+    "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 2,
+    "tcp_user_timeout": 5000,  # ms: sent data unacknowledged this long means the peer is gone
+}
+
+
+def harden_event_store(app: Any) -> None:
+    """Give the event store's connections libpq's limits (eventsourcing passes none) and replace
+    those it opened already."""
+    datastore = getattr(app.recorder, "datastore", None)
+    pool = getattr(datastore, "pool", None)
+    if pool is None or not hasattr(pool, "kwargs"):
+        return  # SQLite
+    pool.kwargs.update(LIBPQ_LIMITS)
+    pool.drain()
 
 
 class DatabaseUnavailable(Exception):
@@ -128,7 +152,7 @@ class PollingPostgresRecorder(PostgresApplicationRecorder):
             schema=schema, function=function
         )
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
@@ -150,7 +174,7 @@ class PollingPostgresRecorder(PostgresApplicationRecorder):
             return super().select_events(originator_id, gt=gt, lte=lte, desc=desc, limit=limit)
         return self._select_after(originator_id, gt)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)
     def _select_after(self, originator_id: Any, gt: int | None) -> Sequence[StoredEvent]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             if self._select_rendered is None:
@@ -171,3 +195,10 @@ class PollingPostgresRecorder(PostgresApplicationRecorder):
 
     def _notify_channel(self, curs: Any) -> None:
         return None
+
+    # eventsourcing retries these ten times; at a 2 s pool wait that held a request 20 s into an
+    # outage. One retry covers a connection dropped by a restart; then 503.
+    select_notifications = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)(
+        PostgresApplicationRecorder.select_notifications.__wrapped__)
+    max_notification_id = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.2)(
+        PostgresApplicationRecorder.max_notification_id.__wrapped__)

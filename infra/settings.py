@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 class SettingsError(Exception):
@@ -35,6 +35,38 @@ class Settings:
     # argon2id cost: memory in KiB and passes. The default is the RFC 9106 "second choice".
     password_memory_kib: int = 65536
     password_time_cost: int = 3
+    # The KDF's own pool: threads, and calls that may wait for one (more answer 429 at once).
+    # Half the cores by default, so a flood of logins always leaves the API cores to run on.
+    password_workers: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
+    password_queue: int = 32
+    # Rate limits, N/second|minute|hour: failed logins per username and per client address,
+    # registrations and refreshes per address, password changes per user.
+    rate_limit_login_user: str = "10/minute"
+    rate_limit_login_address: str = "30/minute"
+    rate_limit_register_address: str = "20/hour"
+    rate_limit_refresh_address: str = "60/minute"
+    rate_limit_password_user: str = "10/minute"
+    # A failed login is answered no sooner than this after it arrived, so its timing says nothing
+    # about whether the user exists (the lookup of a known user costs a little more).
+    login_failure_seconds: float = 0.25
+    # A refused (429) request is answered after this delay (at most its Retry-After): a flooding
+    # client then waits instead of looping, and costs the server a sleeping coroutine, not CPU.
+    rate_limit_delay_seconds: float = 1.0
+    # Proxies whose X-Forwarded-For is believed (addresses or networks, comma separated).
+    trusted_proxies: str = ""
+    # Self-registration: "open" (anyone; the first account is admin) or "closed" (403 once an
+    # admin exists; admins create users, `darkroom users create --admin` makes the first one).
+    registration: str = "open"
+    # Bytes of originals a new user may store; 0 = no limit. Admins change it per user.
+    default_quota_bytes: int = 0
+    # The sweeper: staging files and unreferenced originals untouched this long are deleted,
+    # every `sweep_interval_seconds` (0: never, in this process).
+    sweep_grace_seconds: float = 3600.0
+    sweep_interval_seconds: float = 3600.0
+    # The scheduled fsck: re-hash every original against the log this often (0: never).
+    fsck_interval_seconds: float = 7 * 24 * 3600.0
+    # Chunked-upload sessions one user may have open at once.
+    max_upload_sessions_per_user: int = 64
     max_json_body_bytes: int = 1024 * 1024
     max_upload_bytes: int = 8 * 1024**3
     upload_session_ttl_seconds: float = 24 * 3600.0  # idle chunked-upload sessions are deleted after this
@@ -59,6 +91,10 @@ class Settings:
     worker_concurrency: int = 2
     job_timeout_seconds: float = 300.0
     job_max_attempts: int = 3
+    # Decoder limits per task in the worker's children: pixels per image (a bomb is refused by
+    # its header) and bytes of address space on top of what the child maps already (0: none).
+    max_image_pixels: int = 16384 * 16384
+    decoder_memory_bytes: int = 4 * 1024**3
     job_backoff_base_seconds: float = 2.0
     # Search: Elasticsearch when a URL is set (index names start with the prefix, behind an
     # alias), else the embedded index in the data dir.
@@ -90,6 +126,21 @@ class Settings:
 
     # -- derived -------------------------------------------------------------------------------
 
+    def queue_timeout(self, queue: str, default: float | None = None) -> float:
+        """`DARKROOM_QUEUE_<NAME>_TIMEOUT_SECONDS`, else the default job timeout."""
+        value = self.extra.get("queues", {}).get(queue, {}).get("timeout_seconds")
+        return float(value) if value is not None else (self.job_timeout_seconds if default is None else default)
+
+    def queue_concurrency(self, queue: str, default: int | None = None) -> int:
+        """`DARKROOM_QUEUE_<NAME>_CONCURRENCY`: jobs of that queue at once in one worker."""
+        value = self.extra.get("queues", {}).get(queue, {}).get("concurrency")
+        return int(value) if value is not None else (self.worker_concurrency if default is None else default)
+
+    def max_queue_timeout(self) -> float:
+        """The longest job timeout of any queue (what the rescuers wait for)."""
+        return max([self.job_timeout_seconds, *(float(q["timeout_seconds"]) for q in
+                    self.extra.get("queues", {}).values() if "timeout_seconds" in q)])
+
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgresql://", "postgres://"))
@@ -108,10 +159,22 @@ class Settings:
         self.ensure_data_dir()
         path = self.data_dir / "jwt-secret"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            os.replace(tmp, path)
+            # Born 0600 (never readable by others, not even for a moment), written in full under a
+            # private name, then linked into place: link refuses to replace, so when two processes
+            # start together the first link wins and both read that one secret.
+            tmp = self.data_dir / f".jwt-secret.{os.getpid()}.{secrets.token_hex(4)}"
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, secrets.token_urlsafe(48).encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process won the race: use its secret
+            finally:
+                tmp.unlink(missing_ok=True)
         self.jwt_secret = path.read_text().strip()
         return self.jwt_secret
 
@@ -125,20 +188,40 @@ class Settings:
         return {
             "host": url.hostname or "127.0.0.1",
             "port": str(url.port or 5432),
-            "user": url.username or "postgres",
-            "password": url.password or "",
+            # Percent-escapes in the URL (a password with '@' or '/') mean the character itself.
+            "user": unquote(url.username or "") or "postgres",
+            "password": unquote(url.password or ""),
             "dbname": url.path.strip("/"),
         }
 
     def public_dict(self) -> dict[str, Any]:
+        """The settings as `darkroom config` prints them: secrets masked by key, never by
+        searching for their value (a user name equal to the password once showed it)."""
         out = asdict(self)
         out["data_dir"] = str(self.data_dir)
         out["jwt_secret"] = "(set)" if self.jwt_secret else "(generated in data dir)"
-        if self.database_url:
-            url = urlsplit(self.database_url)
-            if url.password:
-                out["database_url"] = self.database_url.replace(url.password, "***", 1)
+        for key in ("database_url", "elasticsearch_url", "bus"):
+            out[key] = mask_url_password(out[key])
         return out
+
+
+def mask_url_password(raw: str) -> str:
+    """A URL with its password (if any) replaced by ***, rebuilt from its parts."""
+    if "://" not in raw:
+        return raw
+    parts = [p.strip() for p in raw.split(",")] if raw.startswith("kafka://") else [raw]
+    masked = []
+    for part in parts:
+        url = urlsplit(part)
+        if url.password is None:
+            masked.append(part)
+            continue
+        host = url.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        netloc = f"{url.username or ''}:***@{host}" + (f":{url.port}" if url.port else "")
+        masked.append(urlunsplit((url.scheme, netloc, url.path, url.query, url.fragment)))
+    return ",".join(masked)
 
 
 def _coerce(name: str, raw: Any, target: Any) -> Any:
@@ -190,6 +273,17 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: Any) -> Se
     if not re.fullmatch(r"\s*[1-9][0-9]*\s*/\s*(second|minute|hour|day)s?\s*", settings.rate_limit_share_password):
         raise SettingsError(f"DARKROOM_RATE_LIMIT_SHARE_PASSWORD must look like 10/minute (N/second|minute|hour|day), "
                             f"got {settings.rate_limit_share_password!r}")
+    for key, raw in env.items():
+        m = re.fullmatch(r"DARKROOM_QUEUE_([A-Z0-9_]+?)_(TIMEOUT_SECONDS|CONCURRENCY)", key)
+        if m is None:
+            continue
+        queue, what = m.group(1).lower(), m.group(2).lower()
+        value = _coerce(key, raw, 1.0 if what == "timeout_seconds" else 1)
+        if value <= 0:
+            raise SettingsError(f"{key} must be positive, got {raw!r}")
+        settings.extra.setdefault("queues", {}).setdefault(queue, {})[what] = value
+    if settings.registration not in ("open", "closed"):
+        raise SettingsError(f"DARKROOM_REGISTRATION must be open or closed, got {settings.registration!r}")
     if settings.database_url and not settings.is_postgres:
         raise SettingsError(
             f"DARKROOM_DATABASE_URL must start with postgresql://, got {settings.database_url!r}"

@@ -23,6 +23,7 @@ _CACHED_TOKENS = 4096
 class AccessClaims:
     user_id: int
     is_admin: bool
+    session_epoch: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,13 @@ class AccessTokens:
         self.secret = settings.resolved_jwt_secret()
         self.ttl = timedelta(seconds=settings.access_token_ttl_seconds)
         # Tokens already verified, until they expire: every API request verifies one, and the
-        # HMAC and claim checks were a tenth of a listing's time. Access tokens are stateless
-        # (never revoked before they expire), so a cached answer is the answer.
+        # HMAC and claim checks were a tenth of a listing's time. A token's claims never change,
+        # so a cached answer is the answer; whether its session still holds (the user's epoch:
+        # deactivation, password change) is checked on every request, not here.
         self._verified: dict[str, tuple[AccessClaims, float]] = {}
 
-    def issue(self, user_id: int, is_admin: bool, now: datetime | None = None) -> tuple[str, datetime]:
+    def issue(self, user_id: int, is_admin: bool, now: datetime | None = None,
+              session_epoch: int = 0) -> tuple[str, datetime]:
         now = now or datetime.now(timezone.utc)
         expires = now + self.ttl
         claims = {
@@ -75,6 +78,9 @@ class AccessTokens:
             "exp": int(expires.timestamp()),
             "typ": "access",
             "jti": uuid.uuid4().hex,
+            # The user's session epoch when issued: a password change or a deactivation bumps it,
+            # and every request compares, so older tokens stop working at once.
+            "ep": session_epoch,
         }
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM), expires
 
@@ -92,7 +98,8 @@ class AccessTokens:
             raise Unauthorized(f"access token is not valid: {exc}") from None
         if claims.get("typ") != "access" or not re.fullmatch(r"[0-9]{1,18}", str(claims.get("sub", ""))):
             raise Unauthorized("access token is not valid")
-        verified = AccessClaims(int(claims["sub"]), bool(claims.get("adm")))
+        epoch = claims.get("ep", 0)
+        verified = AccessClaims(int(claims["sub"]), bool(claims.get("adm")), epoch if isinstance(epoch, int) else -1)
         if len(self._verified) >= _CACHED_TOKENS:
             self._verified.clear()
         self._verified[token] = (verified, float(claims["exp"]))

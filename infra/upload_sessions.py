@@ -44,7 +44,7 @@ from typing import Any
 
 from blake3 import blake3
 
-from domain.errors import Conflict, InvalidInput, TooLarge
+from domain.errors import Conflict, InvalidInput, TooLarge, TooManyRequests
 from infra.settings import Settings
 from infra.storage import StagedFile, Storage
 
@@ -321,6 +321,18 @@ class UploadSessions:
             raise InvalidInput(f"upload session {session_id} has {manifest['total']} chunks, "
                                f"this request says {total}", session_id)
 
+    def _check_session_count(self, owner_id: int, new_ids: list[str]) -> None:
+        """At most `max_upload_sessions_per_user` sessions open per user: each one holds disk
+        until it completes or expires, so an unbounded number is a way to fill the disk."""
+        if not new_ids:
+            return
+        open_now = sum(1 for m in self.sessions(owner_id) if m.get("status") == UPLOADING)
+        cap = self.settings.max_upload_sessions_per_user
+        if open_now + len(new_ids) > cap:
+            raise TooManyRequests(
+                f"you have {open_now} upload sessions open (at most {cap}); finish them or let them "
+                "expire before starting more", 60, new_ids[0])
+
     def _too_large(self, session_id: str) -> TooLarge:
         return TooLarge(f"upload session {session_id}: the file would be larger than the limit of "
                         f"{self.settings.max_upload_bytes} bytes", session_id)
@@ -357,6 +369,8 @@ class UploadSessions:
         now = time.time()
         with self._locked(list(dirs.values())):
             plans: list[tuple[SessionUpdate, dict[str, Any], list[IncomingChunk]]] = []
+            self._check_session_count(owner_id, [sid for sid, d in dirs.items()
+                                                 if self._read_manifest(d) is None])
             for update in updates:
                 sid = update.session_id
                 manifest = self._read_manifest(dirs[sid])

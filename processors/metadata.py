@@ -854,6 +854,16 @@ def _result(width: int | None, height: int | None, duration: float | None,
 # -- entry point -----------------------------------------------------------------------------------
 
 
+def raw_damage(mime_type: str, warning: str | None) -> str | None:
+    """What is wrong with a RAW file whose structure exiftool could not follow (a truncated file
+    whose directories point past its end). Its embedded preview may still show: the asset is
+    then complete-looking but not whole, which the owner should know. Minor warnings (maker-note
+    offsets, arrays not decoded) are about exiftool's reading, not about the file."""
+    if mime_type not in RAW_MIME_TYPES or not warning or warning.lower().startswith("[minor]"):
+        return None
+    return f"the RAW file is damaged: {warning} (truncated or corrupted; its preview may still show)"
+
+
 def extract_metadata(job: JobInput) -> dict[str, Any]:
     """Read the original's metadata; see the module docstring for the shape.
 
@@ -883,7 +893,11 @@ def extract_metadata(job: JobInput) -> dict[str, Any]:
         if isinstance(detected, str) and detected.startswith("audio/"):
             file_type = tags.get("FileType", ["File"], others=False) or detected
             raise UnprocessableMedia(f"{name}: exiftool reads it as {file_type} ({detected}), not an image")
-        return _photo(job, tags)
+        result = _photo(job, tags)
+        damage = raw_damage(job.mime_type, tags.warning)
+        if damage:
+            result["problems"] = [damage]
+        return result
 
     if kind in ("VIDEO", "AUDIO"):
         streams: StreamFacts | None

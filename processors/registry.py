@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from processors.base import JobInput
+from processors.decoder_limits import DecodeLimits, limited
 
 PROCESSORS: dict[str, str] = {
     "metadata_asset": "processors.metadata:extract_metadata",
@@ -51,10 +52,12 @@ def processors_for(settings: Any, concurrency: int | None = None) -> dict[str, s
     return specs
 
 
-def run(spec: str, job: JobInput) -> dict[str, Any]:
-    """Entry point in the child process: import the processor named `module:function`, run it."""
+def run(spec: str, job: JobInput, limits: DecodeLimits | None = None) -> dict[str, Any]:
+    """Entry point in the child process: import the processor named `module:function`, run it
+    under the decode limits (pixels, address space) the worker passes."""
     target, _, query = spec.partition("?")
     module_name, func_name = target.split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     job.derived_dir.mkdir(parents=True, exist_ok=True)
-    return func(job, **dict(parse_qsl(query, keep_blank_values=True)))
+    with limited(limits or DecodeLimits()):
+        return func(job, **dict(parse_qsl(query, keep_blank_values=True)))

@@ -42,7 +42,7 @@ class JobScheduler(Background):
         self.services = services
         self.bus = bus  # a KafkaBus
         self.interval = interval
-        self.timeout = services.settings.job_timeout_seconds
+        self.timeout = services.settings.max_queue_timeout()
         self.published: dict[int, tuple[str, float]] = {}  # job id -> (scheduled_at, when)
         self.last_error: str | None = None
         self.leadership = Leadership(services.settings, f"scheduler-{bus.config.prefix}")

@@ -40,6 +40,7 @@ import rawpy
 
 from infra.media_types import RAW_MIME_TYPES
 from processors.base import JobInput, UnprocessableMedia, relative_path
+from processors.decoder_limits import check_pixels, within_pixel_limit
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,7 @@ def _photo_renditions(path: Path) -> Renditions:
         header = pyvips.Image.new_from_file(str(path), fail_on="error")
     except pyvips.Error as e:
         raise UnprocessableMedia(f"not a readable image: {_vips_message(e)}") from e
+    check_pixels(header.width, header.height)  # from the header, before a pixel is decoded
     loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
     if loader.startswith("heifload") and _heif_needs_libheif(header):
         return _from_image(_heif_decode(path))
@@ -429,6 +431,8 @@ def _decode_preview(data: bytes, orientation: int) -> pyvips.Image | None:
     is broken, tiny or a flat placeholder."""
     try:
         header = pyvips.Image.new_from_buffer(data, "", fail_on="error")
+        if not within_pixel_limit(header.width, header.height):
+            return None  # a preview no camera makes: treat as broken
         image = pyvips.Image.thumbnail_buffer(
             data, 2048, height=2048, size="down", no_rotate=True, fail_on="error",
             **_colour_args(header),

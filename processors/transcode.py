@@ -1,7 +1,8 @@
 """Web versions: a file every browser plays, made only when the original is not one already.
 
-- VIDEO: MP4/MOV with H.264 (8-bit 4:2:0) and AAC or no sound, or WebM with VP8/VP9 and
-  Opus/Vorbis or no sound, is used as it is. Anything else becomes `web.mp4`: H.264 (libx264,
+- VIDEO: MP4/MOV with H.264 (8-bit 4:2:0) and AAC or no sound is used as it is (served as
+  video/mp4: the same ISO-BMFF family). Anything else, WebM included (the contract promises MP4,
+  and Safari plays WebM only in part), becomes `web.mp4`: H.264 (libx264,
   preset veryfast, CRF 23, yuv420p) + AAC, at most 1080 px high, the display rotation baked into
   the pixels, `moov` before `mdat` (faststart) so playback starts before the download ends.
 - AUDIO: MP3, AAC in MP4 and Opus/Vorbis in Ogg are used as they are; anything else (FLAC, WAV,
@@ -34,7 +35,6 @@ MUXER_OPTIONS = {"movflags": "+faststart"}
 
 _MP4_FAMILY = "mov"  # FFmpeg's demuxer "mov,mp4,m4a,3gp,3g2,mj2"
 _WEB_VIDEO_MP4 = ({"h264"}, {"aac"})
-_WEB_VIDEO_WEBM = ({"vp8", "vp9"}, {"opus", "vorbis"})
 _WEB_PIX_FMTS = {"yuv420p", "yuvj420p"}
 
 
@@ -107,9 +107,6 @@ def _web_playable_video(path: Path, mime_type: str) -> str | None:
     if _MP4_FAMILY in fmt.split(","):
         vset, aset = _WEB_VIDEO_MP4
         kind = "MP4/MOV"
-    elif mime_type == "video/webm":
-        vset, aset = _WEB_VIDEO_WEBM
-        kind = "WebM"
     else:
         return None
     if vcodec not in vset or not audio <= aset:

@@ -26,7 +26,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import InvalidStateError
+from contextlib import ExitStack, contextmanager
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
@@ -36,15 +38,25 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
+from pydantic import ValidationError
+
 from commands.jobs import JobTicket
+from domain.asset import OPTIONAL_TASKS
+from domain.errors import DomainError
 from infra.bus import Bus
 from processors import registry
 from processors.base import JobInput
+from processors.decoder_limits import DecodeLimits
 
 log = logging.getLogger("darkroom.worker")
 RESCUE_GRACE_SECONDS = 30.0
 REPUBLISH_DELAY_SECONDS = 5.0
 RESULT_GRACE_SECONDS = 30.0  # beyond the job timeout, how long to wait for an answer pebble owes
+
+
+# What `complete_job` raises when the domain refuses a processor's result (as opposed to the
+# database being away, which the consumer loop retries).
+REFUSALS: tuple[type[BaseException], ...] = (DomainError, ValidationError, ValueError, TypeError, KeyError)
 
 
 class LostByPool(Exception):
@@ -64,7 +76,7 @@ class Worker:
     def __init__(
         self, services: Any, bus: Bus, queues: list[str], concurrency: int = 2,
         timeout_seconds: float = 300.0, processors: dict[str, str] | None = None,
-        rescue: bool = True, worker_id: str | None = None,
+        rescue: bool = True, worker_id: str | None = None, priority_of: Any = None,
     ) -> None:
         self.processors = dict(processors or registry.PROCESSORS)
         self.services = services
@@ -72,6 +84,16 @@ class Worker:
         self.queues = queues
         self.concurrency = max(1, concurrency)
         self.timeout = timeout_seconds
+        settings = services.settings
+        # Per queue: its own timeout (a long transcode is not a hung thumbnail) and a cap on its
+        # jobs at once, below the worker's concurrency (DARKROOM_QUEUE_<NAME>_...).
+        self.timeouts = {q: settings.queue_timeout(q, timeout_seconds) for q in queues}
+        self._queue_slots = {q: threading.BoundedSemaphore(max(1, min(self.concurrency, settings.queue_concurrency(q, self.concurrency))))
+                             for q in queues}
+        # Priority: optional work (ML, priority > 1) may hold all but one slot, so required work
+        # (metadata, thumbnails) never waits behind a full house of it.
+        self._optional_slots = threading.BoundedSemaphore(max(1, self.concurrency - 1))
+        self.priority_of = priority_of or (lambda queue: 1)
         self.worker_id = worker_id or new_worker_id()
         self.derived_root = services.settings.data_dir / "derived"
         self._stop = threading.Event()
@@ -130,7 +152,8 @@ class Worker:
                 self._renew_pool(pool)
                 continue
             try:
-                future = pool.schedule(registry.run, args=(self.processors[queue], job), timeout=self.timeout)
+                future = pool.schedule(registry.run, args=(self.processors[queue], job, self.decode_limits(queue)),
+                                       timeout=self.timeouts.get(queue, self.timeout))
             except RuntimeError:  # pebble: "Unexpected error within the Pool"
                 if pool.active:
                     raise
@@ -144,6 +167,13 @@ class Worker:
                 self._fail_stranded(future)
             return pool, future
         raise RuntimeError(f"worker {self.worker_id} has no working process pool (stopping?)")
+
+    def decode_limits(self, queue: str) -> DecodeLimits:
+        """Pixels and memory one task may use. ML tasks get the pixel limit only: their runtimes
+        map far more address space than they use (and a CUDA context more still)."""
+        settings = self.services.settings
+        memory = 0 if queue in OPTIONAL_TASKS else settings.decoder_memory_bytes
+        return DecodeLimits(settings.max_image_pixels, memory)
 
     def start(self) -> None:
         self._pool = self._new_pool()
@@ -205,7 +235,7 @@ class Worker:
                 message = self.bus.consume(queues, timeout=0.5)
                 if message is None:
                     continue
-                with self._slots:  # claim only when a slot is free: a claimed job runs at once
+                with self._gates(message.queue):  # claim only when a slot is free: a claimed job runs at once
                     if self._stop.is_set():  # stopping: leave it unacknowledged for the next owner
                         break
                     self.handle(message.job_id)
@@ -222,6 +252,18 @@ class Worker:
                     self.bus.retry_later(message, REPUBLISH_DELAY_SECONDS)
                 except Exception:
                     log.exception("could not put job %s back; the relay or scheduler will", message.job_id)
+
+    @contextmanager
+    def _gates(self, queue: str) -> Iterator[None]:
+        """The slots a job of `queue` needs: its queue's, the optional share if it is optional,
+        then one of the worker's."""
+        with ExitStack() as stack:
+            if queue in self._queue_slots:
+                stack.enter_context(self._queue_slots[queue])
+            if self.priority_of(queue) > 1:
+                stack.enter_context(self._optional_slots)
+            stack.enter_context(self._slots)
+            yield
 
     def handle(self, job_id: int) -> str | None:
         """Claim and run one job; returns its final state for this attempt, or None if the job
@@ -259,15 +301,17 @@ class Worker:
         try:
             # pebble enforces the timeout from the moment a child takes the task. The wait here is
             # bounded too, for an answer pebble never gives (a task no child acknowledged taking).
-            if not futures_wait([future], timeout=self.timeout + RESULT_GRACE_SECONDS).done:
+            timeout = self.timeouts.get(ticket.queue, self.timeout)
+            if not futures_wait([future], timeout=timeout + RESULT_GRACE_SECONDS).done:
                 future.cancel()
-                raise LostByPool(f"{ticket.queue} gave no answer within {self.timeout + RESULT_GRACE_SECONDS:g} s "
+                raise LostByPool(f"{ticket.queue} gave no answer within {timeout + RESULT_GRACE_SECONDS:g} s "
                                  f"(lost by the process pool) on {ticket.original_filename}")
             result = future.result()
         except LostByPool as exc:
             error = str(exc)
         except FutureTimeout:  # pebble's timeout: the child was killed
-            error = f"{ticket.queue} timed out after {self.timeout:g} s on {ticket.original_filename}"
+            error = (f"{ticket.queue} timed out after {self.timeouts.get(ticket.queue, self.timeout):g} s "
+                     f"on {ticket.original_filename}")
         except ProcessExpired as exc:
             error = f"{ticket.queue} process died (exit code {exc.exitcode}) on {ticket.original_filename}"
         except BrokenProcessPool as exc:  # a child died unseen; every task of that pool fails
@@ -277,9 +321,15 @@ class Worker:
         except Exception as exc:  # the processor raised: the attempt fails, the worker goes on
             error = f"{type(exc).__name__}: {exc}"
         else:
-            done = app.complete_job(ticket.job_id, ticket.attempt, result)
-            self._forget_if_purged(ticket.asset_id, job.derived_dir)
-            return "completed" if done else "stale"
+            try:
+                done = app.complete_job(ticket.job_id, ticket.attempt, result)
+            except REFUSALS as exc:
+                # The domain refused the result (a value out of range, a malformed shape): that is
+                # this attempt's failure, with its cause kept, not a job left running for the rescuer.
+                error = f"{ticket.queue} result refused: {type(exc).__name__}: {str(exc)[:500]}"
+            else:
+                self._forget_if_purged(ticket.asset_id, job.derived_dir)
+                return "completed" if done else "stale"
         finally:
             with self._busy_lock:
                 self._running.pop(future, None)
@@ -303,7 +353,7 @@ class Worker:
 
     def rescue(self) -> int:
         """Fail the attempts of jobs left `running` past the timeout plus grace (lost workers)."""
-        return rescue_lost_jobs(self.services, self.timeout)
+        return rescue_lost_jobs(self.services, max([self.timeout, *self.timeouts.values()]))
 
     def _rescue_loop(self) -> None:
         while not self._stop.wait(min(30.0, max(1.0, self.timeout / 4))):

@@ -219,7 +219,15 @@ class CatalogProjection(Projection):
         status = json.loads(row["status"])
         status["tasks"][e.queue] = e.state
         tasks = {q: {"state": s} for q, s in status["tasks"].items()}
-        return self._stamp(row, e, status=to_json(status_of(tasks)))
+        return self._stamp(row, e, status=to_json(status_of(tasks, status.get("problems"))))
+
+    @handles("Asset.DamageFound")
+    def damage_found(self, row: Row | None, e: Any) -> Row | None:
+        if row is None:
+            return None
+        status = json.loads(row["status"])
+        tasks = {q: {"state": s} for q, s in status["tasks"].items()}
+        return self._stamp(row, e, status=to_json(status_of(tasks, list(e.problems))))
 
     @handles("Asset.ThumbnailsGenerated")
     def thumbnails_generated(self, row: Row | None, e: Any) -> Row | None:

@@ -143,7 +143,7 @@ def taken_instant(value: Any) -> str | None:
 _LEAP_SECOND = re.compile(r"(T\d{2}:\d{2}):60")
 
 
-def _rfc3339(text: str) -> str:
+def rfc3339(text: str) -> str:
     """What RFC 3339 (JSON Schema's date and date-time) allows and Python's parser does not:
     lower-case t and z, a leap second (read as the second before), year 0 (read as year 1)."""
     if len(text) > 10 and text[10] in "tT ":
@@ -157,13 +157,13 @@ def calendar_day(text: str) -> date:
     """A `YYYY-MM-DD` day as RFC 3339 means it (year 0 reads as year 1); ValueError otherwise."""
     if len(text) != 10:
         raise ValueError(f"{text!r} is not YYYY-MM-DD")
-    return date.fromisoformat(_rfc3339(text))
+    return date.fromisoformat(rfc3339(text))
 
 
 def date_bound(value: str, *, end: bool) -> str:
     """A `date.from` (end=False) or `date.to` (end=True) as an inclusive bound on `taken_utc`.
     Raises ValueError with a message for the client."""
-    text = _rfc3339(value.strip())
+    text = rfc3339(value.strip())
     try:
         day = date.fromisoformat(text)
     except ValueError:

@@ -15,6 +15,7 @@ from projections.stacks import StacksProjection
 from projections.trash import TrashProjection
 from projections.tags import TagsProjection
 from projections.sharing import AlbumMembersProjection, SharedLinksProjection
+from projections.users import UsersProjection
 
 PROJECTIONS: dict[str, type[Projection]] = {
     CatalogProjection.name: CatalogProjection,
@@ -30,4 +31,5 @@ PROJECTIONS: dict[str, type[Projection]] = {
     AlbumMembersProjection.name: AlbumMembersProjection,
     SharedLinksProjection.name: SharedLinksProjection,
     LibrariesProjection.name: LibrariesProjection,
+    UsersProjection.name: UsersProjection,
 }

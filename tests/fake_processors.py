@@ -39,6 +39,18 @@ def flaky(job: JobInput) -> dict[str, Any]:
     return ok(job)
 
 
+def refused(job: JobInput) -> dict[str, Any]:
+    """A result the domain refuses: nested metadata."""
+    return {"thumbnails": {}, "specific_metadata": {"title": {"nested": ["no"]}}}
+
+
 def slow(job: JobInput) -> dict[str, Any]:
-    time.sleep(2.0)
+    """Takes two seconds: longer than a short queue timeout, shorter than a long one."""
+    time.sleep(2)
     return ok(job)
+
+
+def hog(job: JobInput) -> dict[str, Any]:
+    """Allocates far more than a decoder's memory budget (as a runaway decoder would)."""
+    blob = bytearray(3 * 1024**3)
+    return {"thumbnails": {}, "size": len(blob)}

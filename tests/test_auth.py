@@ -136,7 +136,7 @@ async def test_register_returns_tokens_and_user(client, services):
 
     assert data["refreshToken"] and data["refreshToken"] != data["token"]
     status, body = await me(client, bearer(data["token"]))
-    assert assert_success(status, body) == user
+    assert assert_success(status, body) == user | {"is_admin": True, "quota_bytes": 0, "usage_bytes": 0}
 
 
 async def test_first_user_is_admin_and_second_is_not(client, services):
@@ -654,7 +654,7 @@ async def test_me_with_a_valid_token(client):
     await register(client, "bob")
     status, body = await me(client, alice.headers)
     user = assert_success(status, body)
-    assert set(user) == USER_FIELDS
+    assert set(user) == USER_FIELDS | {"is_admin", "quota_bytes", "usage_bytes"}
     assert (user["user_id"], user["username"], user["email"]) == (1, "alice", "alice@example.org")
 
     status, body = await me(client, {"Authorization": f"bearer {alice.token}"})

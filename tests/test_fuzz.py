@@ -31,6 +31,7 @@ import os
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import blake3
@@ -65,11 +66,17 @@ UPLOAD_OPERATIONS = ("uploadAsset", "uploadBatch")
 UPLOAD_ACCEPTED = ["2xx", "401", "403", "404", "409", "413", "415"]
 
 
+LIBRARY_ROOT: Path | None = None  # the live server's DARKROOM_LIBRARY_ROOTS
+
+
 def _coherent(case: Any) -> None:
     """Make a generated case obey the rules that tie one input to another, or to the server's
     state, which a JSON Schema cannot state; the rest of the case stays as generated."""
     operation_id = case.operation.definition.raw.get("operationId")
     body = case.body if isinstance(case.body, dict) else {}
+    if case.headers and "Idempotency-Key" in case.headers:
+        # A key names one request: reused with another body it is 422 by design.
+        case.headers["Idempotency-Key"] = uuid.uuid4().hex
     if operation_id in UPLOAD_OPERATIONS:
         if isinstance(body.get("chunk_total"), int) and isinstance(body.get("chunk_index"), int):
             body["chunk_index"] %= body["chunk_total"]  # a chunk index lies below the total (else 400)
@@ -99,6 +106,13 @@ def _coherent(case: Any) -> None:
         # A person cannot be merged into itself (else 400): never name the path's own id.
         others = [p for p in body["person_ids"] if p != (case.path_parameters or {}).get("id")]
         body["person_ids"] = others or [str(uuid.uuid4())]
+    elif operation_id == "createLibrary" and LIBRARY_ROOT is not None:
+        folder = LIBRARY_ROOT / uuid.uuid4().hex  # a folder inside the roots (else 400)
+        folder.mkdir()
+        body["path"] = str(folder)
+        body["owner_id"] = 1  # an existing user (the fuzzing admin; else 400)
+    elif operation_id == "createSharedLink" and body.get("expires_at"):
+        body["expires_at"] = "2099-12-31T23:59:59Z"  # in the future (else 400)
     elif operation_id in ("createAlbum", "updateAlbum"):
         body.pop("cover_asset_id", None)  # must name one of the caller's assets (else 400)
 
@@ -130,7 +144,12 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     data_dir = tmp_path_factory.mktemp(f"fuzz-{request.param}") / "data"
     data_dir.mkdir()
     # The deterministic test embedder: semantic search works instead of answering 503.
-    server = LiveServer(data_dir, PG_URL if schema else "", schema, DARKROOM_EMBEDDER="tests.fake_embedder:factory")
+    # A library root, so that admins may register the folders `_coherent` makes inside it.
+    global LIBRARY_ROOT
+    LIBRARY_ROOT = data_dir.parent / "libraries"
+    LIBRARY_ROOT.mkdir()
+    server = LiveServer(data_dir, PG_URL if schema else "", schema, DARKROOM_EMBEDDER="tests.fake_embedder:factory",
+                        DARKROOM_LIBRARY_ROOTS=str(LIBRARY_ROOT))
     try:
         yield server
     finally:

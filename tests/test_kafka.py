@@ -274,7 +274,8 @@ async def test_uploads_succeed_while_kafka_is_down_and_processing_resumes_after(
         assert services.relay.stored_position() < services.app.recorder.max_notification_id()  # not out yet
         # Health tells the operator the relay is stalled, and why.
         wait_until(lambda: services.relay.last_error is not None, 90, "the relay to notice the broker is gone")
-        health = (await client.get("/api/v1/health")).status, await (await client.get("/api/v1/health")).json()
+        health = ((await client.get("/api/v1/health")).status,
+                  await (await client.get("/api/v1/health", headers=alice.headers)).json())
         assert health[0] == 503 and health[1]["data"]["bus"]["relay"]["status"] == "stalled", health
         assert health[1]["data"]["bus"]["relay"]["lag"] > 0 and health[1]["data"]["bus"]["relay"]["error"]
     finally:
@@ -283,7 +284,7 @@ async def test_uploads_succeed_while_kafka_is_down_and_processing_resumes_after(
     jobs = settle(services, timeout=120)
     assert len(jobs) == 2 * 6 and all(j["state"] == "completed" for j in jobs)
     assert all(n == 1 for n in completions(services).values())
-    relay = (await (await client.get("/api/v1/health")).json())["data"]["bus"]["relay"]
+    relay = (await (await client.get("/api/v1/health", headers=alice.headers)).json())["data"]["bus"]["relay"]
     assert relay["status"] == "ok" and relay["role"] == "leader" and "error" not in relay, relay
     for asset_id in [before["data"]["asset_id"], *ids]:
         shown = (await alice.call("GET", f"/assets/{asset_id}"))["data"]

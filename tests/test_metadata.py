@@ -93,7 +93,7 @@ def soundness_problems(result: Any, asset_type: str) -> list[str]:
     if not isinstance(result, dict):
         return [f"not a dict: {type(result).__name__}"]
     problems = []
-    if set(result) != TOP_LEVEL_KEYS:
+    if set(result) - {"problems"} != TOP_LEVEL_KEYS:  # `problems`: damage found (optional)
         problems.append(f"top-level keys {sorted(result)}")
         return problems
     for key in ("width", "height"):
@@ -393,6 +393,9 @@ def test_broken_files_raise_unprocessable_media_or_return_a_sound_dict(media: Pa
         problems += [f"{path.name}: {p}" for p in soundness_problems(result, job.asset_type)]
     assert not problems, "\n".join(problems)
     assert outcomes["corrupt_ebml_header.mkv"] == "unprocessable"
+    # The truncated RAWs are read in part, and say they are damaged.
+    for name in ("truncated_sony_zv-e10.arw", "truncated_leica_m10.dng"):
+        assert "damaged" in within_budget(job_for(media / "broken" / name, tmp_path))["problems"][0]
     # Partly readable: the truncated JPEG's EXIF is intact, and is returned.
     truncated = within_budget(job_for(media / "broken/truncated_sony_e5823.jpg", tmp_path))
     assert truncated["specific_metadata"]["camera_model"] == "E5823"

@@ -161,6 +161,8 @@ def test_web_video_and_audio_play(library):
         if rel.startswith("video/"):
             status, headers, body = server.request("GET", f"/assets/{asset['asset_id']}/video/web", token)
             assert status == 200, (rel, body[:200])
+            # MP4 for every video (the WebM too): the ISO-BMFF family, named video/mp4.
+            assert headers["Content-Type"] == "video/mp4" and body[4:8] == b"ftyp", (rel, headers)
             container = av.open(io.BytesIO(body))
             frames = sum(1 for _ in container.decode(video=0))
             assert frames > 0, rel

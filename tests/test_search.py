@@ -698,7 +698,7 @@ async def test_elasticsearch_down_answers_from_sql_and_catches_up(
         assert data["total"] == 10  # IMG_0030..IMG_0039: written while Elasticsearch was down
         data = (await alice.call("POST", "/assets/filter", {"filter": {"filename": {"mode": "endswith", "value": "9.jpg"}}}))["data"]
         assert data["total"] == 4
-        health = await client.get("/api/v1/health")
+        health = await client.get("/api/v1/health", headers=alice.headers)  # alice: the admin
         report = (await health.json())["data"]
         assert health.status == 503 and report["search_index"]["status"] == "degraded"
         assert "Elasticsearch" in report["search_index"]["note"] and report["search_index"]["lag"] > 0

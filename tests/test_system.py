@@ -7,7 +7,8 @@ from tests.helpers import API, register
 
 
 async def test_health_reports_each_backend(client, services):
-    resp = await client.get(f"{API}/health")
+    admin = await register(client, "admin")  # the first account: an admin sees the detail
+    resp = await client.get(f"{API}/health", headers=admin.headers)
     body = await resp.json()
     assert resp.status == 200 and body["code"] == 0
     data = body["data"]

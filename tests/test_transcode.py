@@ -16,9 +16,10 @@ from processors.transcode import make_web_version
 
 WEB_PLAYABLE_VIDEO = [
     "apple_iphone_6_gps_rot90.mov", "gps_1080p.mp4", "gps_udta_720p.mp4", "rot90_zero_gps.mp4",
-    "vp8_1080p.webm",
 ]
-TRANSCODED_VIDEO = ["h264_aac.mkv", "mpeg4_amr.3gp", "panasonic_mjpeg.mov", "sony_ilce-7m3_avchd.mts"]
+# WebM too: /video/web is MP4 for every video (issue #10).
+TRANSCODED_VIDEO = ["h264_aac.mkv", "mpeg4_amr.3gp", "panasonic_mjpeg.mov", "sony_ilce-7m3_avchd.mts",
+                    "vp8_1080p.webm"]
 WEB_PLAYABLE_AUDIO = [
     "aac_itunes_tags.m4a", "chirp_id3_all_fields.mp3", "opus_title_artist.opus",
     "silence_id3v2.mp3", "vorbis_no_tags.ogg",

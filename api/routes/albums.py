@@ -12,6 +12,7 @@ from api.registry import Ctx, Link, QueryParam, asset_id_param, page_params, pos
 from domain.asset import asset_id_from
 from domain.errors import NotFound
 from projections.access import SCOPES, Access
+from projections.base import ts
 
 
 async def _album(ctx: Ctx, album_id: int) -> dict[str, Any]:
@@ -49,7 +50,17 @@ async def create_album(ctx: Ctx) -> web.Response:
     album_id, position = await ctx.run(ctx.services.app.create_album, ctx.user_id, body.album_name,
                                        body.description, body.cover_asset_id)
     await ctx.settle(position)
-    return ok(await _album(ctx, album_id), "album created", status=201)
+    album = await ctx.run(ctx.services.albums.get, ctx.user_id, album_id)
+    if album is None:  # committed, but the read model lags or fails: answer from the aggregate
+        album = await ctx.run(_from_aggregate, ctx, album_id)
+    return ok(album, "album created", status=201)
+
+
+def _from_aggregate(ctx: Ctx, album_id: int) -> dict[str, Any]:
+    album = ctx.services.app.get_album_for(ctx.user_id, album_id)
+    return {"album_id": album.album_id, "user_id": album.user_id, "album_name": album.album_name,
+            "description": album.description, "cover_asset_id": album.cover_asset_id,
+            "asset_count": 0, "created_at": ts(album.created_at), "updated_at": ts(album.updated_at)}
 
 
 @route("GET", "/albums/{id}", operation_id="getAlbum", summary="One album", tag="Albums",

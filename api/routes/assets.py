@@ -12,7 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from api.envelope import ok
 from api.files import serve_file
-from api.ingest import clean_filename, ingest
+from api.ingest import clean_filename, ingest, next_part
 from api.models import (
     AlbumList,
     AssetDTO,
@@ -169,6 +169,12 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     limit = services.settings.max_upload_bytes
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise TooLarge(f"upload is larger than the limit of {limit} bytes", "file")
+    # The quota is checked before a byte is stored: by the declared length, then while staging.
+    left = await ctx.run(services.users.quota_left, ctx.user_id)
+    if left is not None:
+        if request.content_length is not None and request.content_length > left + 64 * 1024:
+            raise TooLarge(f"upload would pass your quota ({left} bytes left)", "file")
+        limit = min(limit, left)
     if not request.content_type.startswith("multipart/"):
         raise InvalidInput("upload must be multipart/form-data with a 'file' field", "file")
     claimed_hash = request.headers.get("X-Content-Hash")
@@ -180,7 +186,7 @@ async def upload_asset(ctx: Ctx) -> web.Response:
     filename = "upload"
     try:
         reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        while (part := await next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart is not supported", "file")
             if part.name == "repository_id":
@@ -349,7 +355,8 @@ async def thumbnail(ctx: Ctx) -> web.StreamResponse:
     if info is None:
         raise NotFound(f"asset {row['asset_id']} has no {size} thumbnail (status: {json.loads(row['status'])['state']})")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
-    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}")
+    return await serve_file(ctx.request, path, info.get("mime_type", "image/webp"), f"{row['hash']}-{size}",
+                            derived=True)
 
 
 async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
@@ -363,12 +370,14 @@ async def _web_version(ctx: Ctx, kind: str) -> web.StreamResponse:
     if info is None:
         status = json.loads(row["status"])
         if status["tasks"].get("transcode_asset") == "completed":
-            # Already playable in a browser: the original is the web version.
+            # Already playable in a browser: the original is the web version. A video is then
+            # H.264/AAC in the ISO-BMFF family (MP4 or MOV): served as the MP4 the contract says.
             path = ctx.services.storage.path_of(row["repository_id"], row["storage_path"])
-            return await serve_file(ctx.request, path, row["mime_type"], row["hash"])
+            media_type = "video/mp4" if kind == "web_video" else row["mime_type"]
+            return await serve_file(ctx.request, path, media_type, row["hash"])
         raise NotFound(f"asset {row['asset_id']} has no web version yet (status: {status['state']})")
     path = ctx.services.settings.data_dir / "derived" / info["path"]
-    return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}")
+    return await serve_file(ctx.request, path, info["mime_type"], f"{row['hash']}-{kind}", derived=True)
 
 
 @route("GET", "/assets/{id}/video/web", operation_id="getWebVideo", summary="Browser-playable video (Range, ETag)",

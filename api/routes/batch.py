@@ -62,7 +62,7 @@ from aiohttp import BodyPartReader, web
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.envelope import STATUS_OF, ok
-from api.ingest import clean_filename, ingest
+from api.ingest import clean_filename, ingest, next_part
 from api.models import FormModel
 from api.registry import Ctx, Param, QueryParam, route
 from domain.errors import Conflict, DomainError, InvalidInput, TooLarge
@@ -356,7 +356,7 @@ def _form_field(form: dict[str, str], name: str) -> FieldName:
 
 
 @route("POST", "/assets/batch", operation_id="uploadBatch", summary="Upload many files, whole or in resumable chunks",
-       tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409,), params=(
+       tag="Batch upload", response=BatchResult, multipart=BatchUploadForm, also=(409, 429), idempotent=True, params=(
            Param("X-Content-Hash", description="the BLAKE3 hex digest of the request's only whole file "
                  "(with the form: of the file the chunk belongs to, as content_hash)",
                  where="header", pattern="^[0-9a-fA-F]{64}$"),
@@ -398,7 +398,7 @@ async def batch_upload(ctx: Ctx) -> web.Response:
     form_file: FormFile | None = None
     try:
         reader = await request.multipart()
-        while (part := await reader.next()) is not None:
+        while (part := await next_part(reader)) is not None:
             if not isinstance(part, BodyPartReader):
                 raise InvalidInput("nested multipart is not supported", "body")
             name = part.name or ""

@@ -3,11 +3,13 @@ scan, delete. Files are indexed in place: never copied, never written, never del
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from aiohttp import web
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from api.envelope import ok
-from api.models import EXAMPLE_TIME, Body, body_examples, examples
+from api.models import EXAMPLE_TIME, NAME_TEXT, Body, body_examples, examples
 from api.registry import Ctx, Link, page_params, positive_id_param, route
 from domain.errors import Conflict, NotFound
 from domain.library import MAX_EXCLUSION_PATTERNS
@@ -22,15 +24,19 @@ _EXAMPLE = {"library_id": 1, "name": "NAS photos", "owner_id": 1, "path": "/mnt/
                      "offline": 3, "returned": 0, "skipped": 47, "finished": True}}
 
 
+# What domain.library.check_exclusion_patterns takes, said for the document.
+Glob = Annotated[StrictStr, Field(json_schema_extra={"minLength": 1, "maxLength": 500, "pattern": r"^[^\x00]*\S[^\x00]*$"})]
+
+
 class LibraryBody(Body):
     model_config = body_examples({"name": "NAS photos", "owner_id": 1, "path": "/mnt/photos/family",
                                   "exclusion_patterns": ["**/@eaDir/**", "**/.*"], "watch": True})
 
-    name: StrictStr = Field(min_length=1, max_length=255)
+    name: StrictStr = Field(min_length=1, max_length=255, json_schema_extra=NAME_TEXT)
     owner_id: StrictInt = Field(ge=1, le=2**63 - 1, description="whose assets the files become")
     path: StrictStr = Field(min_length=1, max_length=4096,
                             description="an absolute folder inside one of DARKROOM_LIBRARY_ROOTS (symlinks resolved)")
-    exclusion_patterns: list[StrictStr] = Field(default_factory=list, max_length=MAX_EXCLUSION_PATTERNS,
+    exclusion_patterns: list[Glob] = Field(default_factory=list, max_length=MAX_EXCLUSION_PATTERNS,
                                                 description="globs relative to `path`; `**` spans folders")
     watch: StrictBool = Field(default=False, description="rescan changed folders as the file system reports them")
 

@@ -19,7 +19,15 @@ from typing import Any, Literal
 
 from aiohttp import web
 from limits import parse, storage, strategies
-from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from api.envelope import fail, ok
 from api.files import serve_file
@@ -28,6 +36,7 @@ from api.models import (
     EXAMPLE_TIME,
     AlbumDTO,
     Body,
+    UuidStr,
     body_examples,
     examples,
 )
@@ -47,6 +56,7 @@ from domain.errors import Forbidden, NotFound, Unauthorized
 from domain.share import MAX_LINK_ASSETS
 from infra.bootstrap import Services
 from projections.access import Access
+from projections.queries import rfc3339
 from projections.sharing import SharedLinks
 
 ALBUM_ID = positive_id_param("id", "an album")
@@ -92,7 +102,7 @@ class AlbumWithMembers(AlbumDTO):
 def _aware(value: str | None) -> str | None:
     if value is not None:
         try:
-            parsed = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(rfc3339(value))
         except ValueError:
             raise ValueError("expires_at must be an ISO 8601 date-time, e.g. 2026-12-31T23:59:00Z") from None
         if parsed.tzinfo is None:
@@ -101,13 +111,21 @@ def _aware(value: str | None) -> str | None:
 
 
 class LinkBody(Body):
-    model_config = body_examples({"album_id": 3, "expires_at": "2026-12-31T23:59:00Z", "allow_download": False},
-                                 {"asset_ids": [EXAMPLE_ASSET_ID], "password": "a shared secret"})
+    # One of album_id or asset_ids, which the command checks (400 otherwise): said for the document.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
+        "examples": [{"album_id": 3, "expires_at": "2026-12-31T23:59:00Z", "allow_download": False},
+                     {"asset_ids": [EXAMPLE_ASSET_ID], "password": "a shared secret"}],
+        "oneOf": [
+            {"required": ["album_id"], "properties": {"album_id": {"type": "integer"}, "asset_ids": {"type": "null"}}},
+            {"required": ["asset_ids"], "properties": {"asset_ids": {"type": "array"}, "album_id": {"type": "null"}}},
+        ]})
 
     album_id: StrictInt | None = Field(default=None, ge=1, le=2**63 - 1, description="an album of yours")
-    asset_ids: list[StrictStr] | None = Field(default=None, min_length=1, max_length=MAX_LINK_ASSETS,
+    asset_ids: list[UuidStr] | None = Field(default=None, min_length=1, max_length=MAX_LINK_ASSETS,
+                                            json_schema_extra={"uniqueItems": True},
                                               description="or some of your assets")
-    expires_at: StrictStr | None = Field(default=None, max_length=64, description="ISO 8601 with an offset")
+    expires_at: StrictStr | None = Field(default=None, max_length=64, json_schema_extra={"format": "date-time"},
+                                         description="RFC 3339 date-time (with an offset)")
     password: StrictStr | None = Field(default=None, min_length=1, max_length=1024)
     allow_download: StrictBool = True
 

@@ -15,6 +15,7 @@ from PIL import Image
 from infra.media_types import RAW_MIME_TYPES
 from processors import thumbnails
 from processors.base import JobInput, UnprocessableMedia
+from processors.decoder_limits import check_pixels
 
 # Models look at a few hundred pixels (CLIP 224, captioners 224-384): decode no larger than this,
 # with shrink-on-load. Face detectors and OCR ask for more (`longest`).
@@ -52,6 +53,7 @@ def photo(path: Path, mime_type: str = "", longest: int = DECODE_LONGEST) -> Ima
             header = pyvips.Image.new_from_file(str(path), fail_on="error")
         except pyvips.Error as e:
             raise UnprocessableMedia(f"not a readable image: {thumbnails._vips_message(e)}") from e
+        check_pixels(header.width, header.height)
         loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
         if loader.startswith("heifload") and thumbnails._heif_needs_libheif(header):
             image = thumbnails._heif_decode(path)
