@@ -75,7 +75,7 @@ class JobCommands:
         for queue in queues:
             job = Job(
                 job_id=jobs_seq.next_value(), kind=queue, queue=queue, asset_id=str(asset.id),
-                owner_id=asset.owner_id, args={"asset_id": str(asset.id)},
+                owner_id=asset.owner_id,
                 max_attempts=self.job_policy.max_attempts,
                 priority=2 if queue in OPTIONAL_TASKS else 1, created_at=now, scheduled_at=now,
             )

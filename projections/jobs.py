@@ -71,7 +71,8 @@ class JobsProjection(Projection):
         return {
             "job_id": e.job_id, "aggregate_id": str(e.originator_id), "kind": e.kind,
             "queue": e.queue, "state": "available" if e.scheduled_at <= e.created_at else "scheduled",
-            "args": dict(e.args), "metadata": {"asset_id": e.asset_id, "owner_id": e.owner_id},
+            # Version 1 of the event stored this copy of asset_id; version 2 derives it.
+            "args": {"asset_id": e.asset_id}, "metadata": {"asset_id": e.asset_id, "owner_id": e.owner_id},
             "attempt": 0, "max_attempts": e.max_attempts, "priority": e.priority, "errors": [],
             "created_at": ts(e.created_at), "scheduled_at": ts(e.scheduled_at),
             "attempted_at": None, "finalized_at": None, "updated_at": ts(e.created_at),

@@ -43,7 +43,7 @@ def upload_photo(services, n: int = 0, owner: int | None = None):
 def test_job_moves_only_along_legal_edges():
     now = datetime.now(timezone.utc)
     job = Job(job_id=1, kind="metadata_asset", queue="metadata_asset", asset_id="a", owner_id=1,
-              args={}, max_attempts=2, priority=1, created_at=now, scheduled_at=now)
+              max_attempts=2, priority=1, created_at=now, scheduled_at=now)
     assert job.state == "available"
     with pytest.raises(IllegalTransition):
         job.complete(at=now)  # never ran
