@@ -7,12 +7,32 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
 from commands.jobs import JobCommands
 from commands.users import UserCommands
 from domain.errors import NotFound
+from domain.indexes import Sequence
+from domain.user import RefreshToken, User
+
+# Aggregates that gain events without end: a user at every login and refresh, a sequence at
+# every registration or album. A snapshot every this many events keeps loading one flat.
+SNAPSHOT_INTERVAL = 100
+
+
+class RefreshTokenAsDict(Transcoding):
+    """A user's refresh token inside a snapshot of the user."""
+
+    type = RefreshToken
+    name = "refresh_token"
+
+    def encode(self, obj: RefreshToken) -> dict[str, Any]:
+        return {"secret_hash": obj.secret_hash, "expires_at": obj.expires_at, "state": obj.state}
+
+    def decode(self, data: dict[str, Any]) -> RefreshToken:
+        return RefreshToken(**data)
 
 
 class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Application[UUID]):
@@ -23,6 +43,11 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Applicat
     """
 
     name = "darkroom"
+    snapshotting_intervals = {User: SNAPSHOT_INTERVAL, Sequence: SNAPSHOT_INTERVAL}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(RefreshTokenAsDict())
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)

@@ -151,9 +151,9 @@ class Jobs:
         self, *, state: str | None, queue: str | None, kind: str | None, since: datetime | None,
         before: int | None, limit: int, include_count: bool,
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        """Newest first. Keyset pagination on the job id: ids only grow, so jobs inserted while a
-        client walks the pages land before its cursor and never shift a page (no repeats, no
-        skips)."""
+        """Newest first. Keyset pagination on the job id: ids grow with time (commands.job_ids),
+        so jobs inserted while a client walks the pages land before its cursor and never shift a
+        page (no repeats, no skips)."""
         where, params = [], []  # type: ignore[var-annotated]
         for column, value in (("state", state), ("queue", queue), ("kind", kind)):
             if value is not None:
