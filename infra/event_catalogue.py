@@ -10,6 +10,7 @@ no edit; a field whose annotation this module cannot type is an error, not a sil
 from __future__ import annotations
 
 import inspect
+import json
 import sys
 import typing
 import types
@@ -137,15 +138,27 @@ def catalogue() -> dict[str, Any]:
     }
 
 
+def _kafka_record(schema: dict[str, Any]) -> dict[str, Any]:
+    """A record of the events topic: the public record plus the stored `topic`; a record too big
+    for the broker goes with an empty payload and `payload_omitted` (processors.relay)."""
+    schema = json.loads(json.dumps(schema))
+    schema.pop("$schema", None)
+    schema["properties"]["topic"] = {"type": "string", "description": "the stored event class (module:Class)"}
+    schema["properties"]["payload_omitted"] = {
+        "type": "integer", "description": "present when the payload was left out: the record's size in bytes"}
+    schema["required"] = [*schema["required"], "topic"]
+    payload = schema["properties"]["payload"]
+    schema["properties"]["payload"] = {"anyOf": [payload, {"type": "object", "maxProperties": 0}]}
+    return schema
+
+
 def asyncapi_document(prefix: str = "darkroom", queues: tuple[str, ...] | None = None) -> dict[str, Any]:
     """AsyncAPI 3.0 for the Kafka topics: `<prefix>.events` (every public event record, keyed by
     aggregate id) and `<prefix>.jobs.<queue>` (a job to run, keyed by asset id)."""
     from domain.asset import OPTIONAL_TASKS, REQUIRED_TASKS
 
     queues = queues or REQUIRED_TASKS + OPTIONAL_TASKS
-    schemas = {name.replace(".", "_"): schema for name, schema in catalogue()["events"].items()}
-    for schema in schemas.values():
-        schema.pop("$schema", None)
+    schemas = {name.replace(".", "_"): _kafka_record(schema) for name, schema in catalogue()["events"].items()}
     event_messages = {
         key: {"name": schema["title"], "title": schema["title"], "summary": schema["description"].split("\n")[0],
               "contentType": "application/json", "payload": {"$ref": f"#/components/schemas/{key}"}}

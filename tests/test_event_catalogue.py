@@ -103,3 +103,16 @@ def test_cli_writes_the_catalogue_and_the_asyncapi_document(tmp_path: Path) -> N
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["channels"]["events"]["address"] == "acme.events"
+
+
+def test_kafka_event_records_match_the_asyncapi_schemas(services) -> None:
+    """What the relay puts on `<prefix>.events` validates against the AsyncAPI document."""
+    from processors.relay import event_value
+    from infra.event_stream import read_stored_events
+
+    load_into(services, golden_logs()[0])
+    schemas = asyncapi_document()["components"]["schemas"]
+    topics = {n.id: n.topic for n in services.app.recorder.select_notifications(0, 10_000)}
+    for position, event in read_stored_events(services.app):
+        record = json.loads(event_value(position, topics[position], event))
+        Draft202012Validator(schemas[record["type"].replace(".", "_")]).validate(record)
