@@ -16,6 +16,7 @@ from commands.users import UserCommands
 from domain.errors import NotFound
 from domain.indexes import Sequence
 from domain.user import RefreshToken, User
+from infra.personal_data import saving_for
 
 # Aggregates that gain events without end: a user at every login and refresh, a sequence at
 # every registration or album. A snapshot every this many events keeps loading one flat.
@@ -64,6 +65,19 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Applicat
         except AggregateNotFoundError:
             return False
         return True
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save, telling the mapper whose key seals each aggregate's personal fields (the user
+        an asset, album, job or account belongs to; see infra.personal_data)."""
+        owners = {}
+        for obj in objs:
+            owner = getattr(obj, "owner_id", None)
+            if owner is None:
+                owner = getattr(obj, "user_id", None)
+            if isinstance(owner, int):
+                owners[obj.id] = owner
+        with saving_for(owners):
+            return super().save(*objs, **kwargs)
 
     def save_and_position(self, *aggregates: Any) -> int:
         """Save, and return the position of the last recorded event (0 if nothing changed).

@@ -13,6 +13,7 @@ from commands.jobs import JobPolicy
 from infra.database import Database
 from infra.eventstore import eventstore_env, prepared_database
 from infra.passwords import Passwords
+from infra.personal_data import KeyStore
 from infra.settings import Settings
 from infra.storage import Storage
 from infra.tokens import AccessTokens
@@ -158,6 +159,9 @@ def bootstrap(settings: Settings) -> Services:
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
             for name, cls in PROJECTIONS.items()
         }
+        keys = KeyStore(db)
+        keys.ensure_table()
+        app.mapper.keys = keys  # type: ignore[attr-defined]
         for runner in runners.values():
             runner.ensure_tables()
     app.refresh_token_ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)

@@ -118,6 +118,7 @@ class Replay:
         self._batched_itself = type(projection).apply_batch is not Projection.apply_batch
         self._reducers: dict[str, Any] = {}  # topic -> bound reducer, or None when not handled
         self._versions: dict[str, int] = {}
+        self._sealed: dict[str, bool] = {}
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -135,7 +136,7 @@ class Replay:
 
     def decode(self, notification: Any) -> Any:
         """The event of a stored notification, as a reducer reads it."""
-        if not self._direct:
+        if not self._direct or self._personal(notification.topic):
             return self.app.mapper.to_domain_event(notification)
         state = orjson.loads(notification.state)
         if state.pop("class_version", 1) != self._class_version(notification.topic):
@@ -144,6 +145,14 @@ class Replay:
         top = sum(1 for v in state.values() if type(v) is dict and "_type_" in v)
         deep = notification.state.count(_TYPE_MARK) != top
         return ReplayedEvent(self, notification.originator_id, notification.originator_version, state, deep)
+
+    def _personal(self, topic: str) -> bool:
+        """Events with personal fields are opened by the mapper (infra.personal_data), with
+        their owner's key, or read as erased."""
+        if topic not in self._sealed:
+            fields = getattr(self.app.mapper, "personal_fields", None)
+            self._sealed[topic] = bool(fields(topic)) if fields else False
+        return self._sealed[topic]
 
     def _class_version(self, topic: str) -> int:
         if topic not in self._versions:
