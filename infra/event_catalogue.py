@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from domain.personal import PERSONAL_FIELDS
 from domain.versioning import event_classes, version_of
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -138,6 +139,17 @@ def catalogue() -> dict[str, Any]:
     }
 
 
+# A personal field as the events topic carries it (infra.personal_data): [owner user id, kind of
+# value, base64 of nonce + AES-256-GCM ciphertext]. Only a holder of the owner's key opens it.
+SEALED_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["_sealed_"], "additionalProperties": False,
+    "description": "personal data, sealed with its owner's key; unreadable once the owner is erased",
+    "properties": {"_sealed_": {"type": "array", "prefixItems": [
+        {"type": "integer"}, {"enum": ["text", "list", "object", "null"]}, {"type": "string"}],
+        "minItems": 3, "maxItems": 3}},
+}
+
+
 def _kafka_record(schema: dict[str, Any]) -> dict[str, Any]:
     """A record of the events topic: the public record plus the stored `topic`; a record too big
     for the broker goes with an empty payload and `payload_omitted` (processors.relay)."""
@@ -148,6 +160,8 @@ def _kafka_record(schema: dict[str, Any]) -> dict[str, Any]:
         "type": "integer", "description": "present when the payload was left out: the record's size in bytes"}
     schema["required"] = [*schema["required"], "topic"]
     payload = schema["properties"]["payload"]
+    for field in PERSONAL_FIELDS.get(schema["title"], ()):
+        payload["properties"][field] = {"anyOf": [payload["properties"][field], SEALED_SCHEMA]}
     schema["properties"]["payload"] = {"anyOf": [payload, {"type": "object", "maxProperties": 0}]}
     return schema
 
