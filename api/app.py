@@ -13,6 +13,7 @@ import api.routes.batch  # noqa: F401  (before assets: /assets/batch must win ov
 import api.routes.search  # noqa: F401  (before assets: /assets/filter must win over /assets/{id})
 import api.routes.assets  # noqa: F401
 import api.routes.auth  # noqa: F401
+import api.routes.erasure  # noqa: F401
 import api.routes.health  # noqa: F401
 import api.routes.jobs  # noqa: F401
 import api.routes.stats  # noqa: F401  (registers its routes)

@@ -394,6 +394,15 @@ class EventPage(BaseModel):
         "next_after": 42, "has_more": False})
 
 
+class ErasureDTO(BaseModel):
+    model_config = examples({"user_id": 7, "assets": 120, "albums": 3, "files_removed": 348})
+
+    user_id: int
+    assets: int = Field(description="assets of the user deleted and purged")
+    albums: int = Field(description="albums of the user deleted")
+    files_removed: int = Field(description="originals and derived files removed from disk")
+
+
 class EventCatalogue(BaseModel):
     model_config = examples({
         "description": "Darkroom's public event records: one JSON Schema per event type.",

@@ -261,7 +261,11 @@ def _authenticate(request: web.Request) -> tuple[int, bool]:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access token>'")
-    claims = request.app[SERVICES].tokens.verify(token.strip())
+    services = request.app[SERVICES]
+    claims = services.tokens.verify(token.strip())
+    keys = getattr(services.app.mapper, "keys", None)
+    if keys is not None and keys.is_erased(claims.user_id):  # an erased person's tokens die with them
+        raise Unauthorized("this account was erased")
     return claims.user_id, claims.is_admin
 
 

@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
+from commands.erasure import ErasureCommands
 from commands.jobs import JobCommands
 from commands.users import UserCommands
 from domain.errors import NotFound
@@ -36,7 +37,7 @@ class RefreshTokenAsDict(Transcoding):
         return RefreshToken(**data)
 
 
-class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, Application[UUID]):
+class Darkroom(UserCommands, AssetCommands, AlbumCommands, JobCommands, ErasureCommands, Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

@@ -43,6 +43,7 @@ class Services:
     search: Any = None  # infra.search.SearchService: filters, filename and semantic search
     embedder: Any = None  # infra.embedding.Embedder, or None: semantic search answers 503
     scheduler: Any = None  # Kafka: publishes due retries, rescues lost workers' jobs
+    keys: Any = None  # infra.personal_data.KeyStore: the users' keys for personal fields
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -148,6 +149,8 @@ class Services:
             self.embedder.close()  # the CLIP model of semantic search: free its (GPU) memory
         self.app.close()
         self.db.close()
+        if self.keys is not None:
+            self.keys.db.close()
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -159,7 +162,9 @@ def bootstrap(settings: Settings) -> Services:
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
             for name, cls in PROJECTIONS.items()
         }
-        keys = KeyStore(db)
+        # Its own connections: a replay opens sealed fields while it holds the read models' write
+        # transaction on this thread's connection.
+        keys = KeyStore(Database(settings))
         keys.ensure_table()
         app.mapper.keys = keys  # type: ignore[attr-defined]
         for runner in runners.values():
@@ -190,4 +195,5 @@ def bootstrap(settings: Settings) -> Services:
         jobs=Jobs(db),
         search=SearchService(settings, db, catalog, embedder),
         embedder=embedder,
+        keys=keys,
     )

@@ -56,12 +56,15 @@ class KeyStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._cache: dict[int, tuple[bytes | None, float]] = {}
+        self._erased: dict[int, tuple[bool, float]] = {}
         self._lock = threading.Lock()
 
     def ensure_table(self) -> None:
         with self.db.transaction() as tx:
             if not self.db.table_exists(tx, KEYS_TABLE):
                 tx.execute(f"CREATE TABLE {KEYS_TABLE} (user_id BIGINT PRIMARY KEY, data_key TEXT NOT NULL)")
+            if not self.db.table_exists(tx, f"{KEYS_TABLE}_erased"):
+                tx.execute(f"CREATE TABLE {KEYS_TABLE}_erased (user_id BIGINT PRIMARY KEY)")
 
     def key(self, user_id: int) -> bytes | None:
         """The user's key; None when the user was erased (or never had personal data)."""
@@ -83,8 +86,7 @@ class KeyStore:
         with self._lock:
             with self.db.transaction() as tx:
                 row = tx.fetchone(f"SELECT data_key FROM {KEYS_TABLE} WHERE user_id = ?", (user_id,))
-                erased = tx.fetchone(f"SELECT 1 AS x FROM {KEYS_TABLE}_erased WHERE user_id = ?", (user_id,)) \
-                    if self.db.table_exists(tx, f"{KEYS_TABLE}_erased") else None
+                erased = tx.fetchone(f"SELECT 1 AS x FROM {KEYS_TABLE}_erased WHERE user_id = ?", (user_id,))
                 if row is not None:
                     key = bytes.fromhex(row["data_key"])
                 elif erased is not None:
@@ -95,15 +97,24 @@ class KeyStore:
             self._cache[user_id] = (key, time.monotonic())
             return key
 
+    def is_erased(self, user_id: int) -> bool:
+        """Whether the user was erased (their access tokens stop working), cached briefly."""
+        now = time.monotonic()
+        cached = self._erased.get(user_id)
+        if cached is not None and now - cached[1] < KEY_CACHE_SECONDS:
+            return cached[0]
+        erased = self.db.query_one(f"SELECT 1 AS x FROM {KEYS_TABLE}_erased WHERE user_id = ?", (user_id,)) is not None
+        self._erased[user_id] = (erased, now)
+        return erased
+
     def destroy(self, user_id: int) -> None:
         """Erase: the key row goes; the user id is remembered so no new key is ever made."""
         with self.db.transaction() as tx:
-            if not self.db.table_exists(tx, f"{KEYS_TABLE}_erased"):
-                tx.execute(f"CREATE TABLE {KEYS_TABLE}_erased (user_id BIGINT PRIMARY KEY)")
             tx.execute(f"DELETE FROM {KEYS_TABLE} WHERE user_id = ?", (user_id,))
             if tx.fetchone(f"SELECT 1 AS x FROM {KEYS_TABLE}_erased WHERE user_id = ?", (user_id,)) is None:
                 tx.execute(f"INSERT INTO {KEYS_TABLE}_erased (user_id) VALUES (?)", (user_id,))
         self._cache[user_id] = (None, time.monotonic())
+        self._erased[user_id] = (True, time.monotonic())
 
 
 def _aad(owner: int, event_type: str, field: str) -> bytes:

@@ -6,7 +6,8 @@ types and versions, and the API's answers under `tests/golden/<date>-<name>/`.
 
 Run it after a change adds event types (a merge that brings new aggregates): it refuses to
 overwrite an existing golden log, since old logs are what future versions must keep reading.
-Users act through the HTTP API in-process (aiohttp's test server); what workers report (metadata,
+The users' keys (outside the log, they seal personal fields) are saved beside it as
+test data. Users act through the HTTP API in-process (aiohttp's test server); what workers report (metadata,
 thumbnails, ML results, failures) goes through the same commands the workers call, with fixed
 results, so the log does not depend on which media libraries or models are installed.
 """
@@ -156,6 +157,13 @@ async def drive(services: Services, client: TestClient) -> tuple[list[dict[str, 
     await alice.call("DELETE", f"/assets/{a2}", expect=None)
     a4 = (await alice.upload_bytes(photo + b"golden-2", "snow-again.jpg"))["data"]["asset_id"]
 
+    # A person erased: their account, asset and album, their key destroyed.
+    carol = await register(client, "carol")
+    c1 = (await carol.upload_bytes(photo + b"golden-carol", "carol-at-home.jpg"))["data"]["asset_id"]
+    await carol.call("PUT", f"/assets/{c1}/description", json={"description": "carol's kitchen"})
+    await carol.call("POST", "/albums", json={"album_name": "Carol's"}, expect=201)
+    await alice.call("DELETE", f"/admin/users/{carol.user_id}?erase=true")
+
     users = [{"username": "alice", "user_id": alice.user_id, "is_admin": True},
              {"username": "bob", "user_id": bob.user_id, "is_admin": False}]
     return users, {"alice": [a1, a2, a3, a4], "bob": [b1]}, {"alice": [album_id, spare], "bob": [bob_album]}
@@ -190,6 +198,10 @@ async def main_async(target: Path) -> None:
                 for runner in services.runners.values():
                     runner.catch_up()
                 events = stored_events(services)
+                keys = {"keys": {str(r["user_id"]): r["data_key"] for r in services.db.query(
+                            "SELECT user_id, data_key FROM personal_keys ORDER BY user_id")},
+                        "erased": [r["user_id"] for r in services.db.query(
+                            "SELECT user_id FROM personal_keys_erased ORDER BY user_id")]}
                 answers = await answer(client, services, users, questions(users, assets, albums))
             finally:
                 await client.close()
@@ -204,6 +216,7 @@ async def main_async(target: Path) -> None:
     with open(target / "events.jsonl", "w", encoding="utf-8") as f:
         for e in events:
             f.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
+    (target / "keys.json").write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
     (target / "manifest.json").write_text(json.dumps(
         {"written": date.today().isoformat(), "event_types": domain, "events": len(events),
          "users": users, "assets": assets, "albums": albums}, indent=1, sort_keys=True) + "\n")

@@ -1,7 +1,8 @@
 """Golden logs: real event logs written by an older version of Darkroom, replayed by this one.
 
 A golden log lives in `tests/golden/<name>/`: `events.jsonl` (the stored events exactly as the
-event store held them: topic, originator, version and the stored state as text), `manifest.json`
+event store held them: topic, originator, version and the stored state as text), `keys.json`
+(the users' keys that sealed personal fields, which live outside the log), `manifest.json`
 (every event type and its version in the domain when it was written) and `answers.json` (what
 the API answered, for each user, once the read models had followed the log live). A new version
 of the code loads the stored events into an empty store, rebuilds every read model from them
@@ -38,7 +39,16 @@ def read_stored_events(path: Path) -> list[dict[str, Any]]:
 
 
 def load_into(services: Services, path: Path) -> int:
-    """Insert a golden log's stored events, in their order, into an empty event store."""
+    """Insert a golden log's stored events, in their order, into an empty event store, and its
+    users' keys (they live outside the log, in the read-model database) where it has some."""
+    keys_file = path / "keys.json"
+    if keys_file.is_file():
+        keys = json.loads(keys_file.read_text())
+        with services.db.transaction() as tx:
+            for user_id, key in keys["keys"].items():
+                tx.execute("INSERT INTO personal_keys (user_id, data_key) VALUES (?, ?)", (int(user_id), key))
+            for user_id in keys["erased"]:
+                tx.execute("INSERT INTO personal_keys_erased (user_id) VALUES (?)", (int(user_id),))
     rows = read_stored_events(path)
     recorder = services.app.recorder
     batch: list[StoredEvent] = []
