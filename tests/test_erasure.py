@@ -108,3 +108,37 @@ async def test_erasure_end_to_end(client, services, media, tmp_path: Path) -> No
     assert "mine.jpg" in rebuilt["read models"]
     search = await other.call("POST", "/assets/search", json={"query": "zanzibar", "search_type": "filename"})
     assert search["data"]["total"] == 0 if "total" in search["data"] else not search["data"].get("assets")
+
+
+def test_erasure_leaves_nothing_in_elasticsearch(tmp_path: Path) -> None:
+    """With the search index mirrored to Elasticsearch, the erased person's documents are gone
+    from every index of the mirror (the scrubbed tables are mirrored as a new generation)."""
+    import random
+
+    import pytest
+
+    from tests.test_search import ES_URL, elastic_services, settle
+    if not ES_URL:
+        pytest.skip("DARKROOM_ELASTICSEARCH_URL is not set")
+    from elasticsearch import Elasticsearch
+
+    from api.routes.erasure import erase
+    from tests.search_fixtures import add_synthetic
+
+    with elastic_services(tmp_path) as services:
+        admin = services.app.register("admin", "admin@example.org", "x").user.user_id
+        person = services.app.register("zanzibar", "zanzibar@example.org", "x").user.user_id
+        other = services.app.register("other", "other@example.org", "x").user.user_id
+        add_synthetic(services, person, random.Random(1), 1, name="holiday-zanzibar.jpg", extras=False)
+        add_synthetic(services, other, random.Random(2), 2, name="mine.jpg", extras=False)
+        settle(services)
+        alias = services.search.elastic.alias
+        with Elasticsearch(ES_URL) as client:
+            client.indices.refresh(index=f"{alias}-*")
+            before = json.dumps(client.search(index=f"{alias}-*", size=100)["hits"]["hits"])
+            assert "zanzibar" in before
+            erase(services, admin, person)
+            settle(services)
+            client.indices.refresh(index=f"{alias}-*")
+            after = json.dumps(client.search(index=f"{alias}-*", size=100)["hits"]["hits"])
+            assert "zanzibar" not in after and "mine.jpg" in after
