@@ -166,7 +166,11 @@ class PersonalDataMapper(Mapper[Any]):
         return super().to_domain_event(stored_event)
 
     def _open(self, event: Any, name: str, fields: tuple[str, ...]) -> None:
-        state = event.__dict__
+        self.open_fields(event.__dict__, name, fields)
+
+    def open_fields(self, state: dict[str, Any], name: str, fields: tuple[str, ...]) -> None:
+        """Open the sealed fields of one event's state in place (erased ones read as erased);
+        `projections.replay` calls this on the states it decodes itself."""
         for field in fields:
             value = state.get(field)
             if not is_sealed(value):
