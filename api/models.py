@@ -393,6 +393,10 @@ class EventPage(BaseModel):
         "type": "Asset.RatingChanged", "version": 3, "event_version": 1, "payload": {"rating": 4}}],
         "next_after": 42, "has_more": False})
 
+    events: list[EventRecord]
+    next_after: int
+    has_more: bool
+
 
 class ErasureDTO(BaseModel):
     model_config = examples({"user_id": 7, "assets": 120, "albums": 3, "files_removed": 348})
@@ -415,10 +419,6 @@ class EventCatalogue(BaseModel):
 
     description: str
     events: dict[str, dict[str, Any]] = Field(description="event type -> the JSON Schema of its public record")
-
-    events: list[EventRecord]
-    next_after: int
-    has_more: bool
 
 
 class Message(BaseModel):

@@ -18,6 +18,9 @@ from processors.relay import event_value
 from projections.registry import PROJECTIONS
 from projections.runner import rebuild
 from tests.helpers import jpeg, register
+from tests.kafka_fixtures import kafka_darkroom
+
+__all__ = ["kafka_darkroom"]  # the fixture, imported for pytest
 
 SECRET_WORDS = ("zanzibar", "zanzibar@example.org", "holiday-zanzibar.jpg", "Zanzibar beach", "Zanzibar trip")
 
@@ -142,3 +145,38 @@ def test_erasure_leaves_nothing_in_elasticsearch(tmp_path: Path) -> None:
             client.indices.refresh(index=f"{alias}-*")
             after = json.dumps(client.search(index=f"{alias}-*", size=100)["hits"]["hits"])
             assert "zanzibar" not in after and "mine.jpg" in after
+
+
+def test_the_events_topic_carries_personal_fields_sealed_and_erasure_holds_there(kafka_darkroom) -> None:
+    """On a real broker: the relay's records hold no personal field in clear; after the erasure
+    the sealed copies on the topic cannot be opened by anyone (the key is gone)."""
+    from dataclasses import replace
+
+    from api.routes.erasure import erase
+    from domain.personal import PERSONAL_FIELDS
+    from tests.kafka_fixtures import BOOTSTRAP, event_records, wait_until
+    from tests.scenario import fake_upload
+
+    k = kafka_darkroom()
+    services = k.serve()
+    admin = services.app.register("kadmin", "kadmin@example.org", "x").user.user_id
+    person = services.app.register("zanzibar", "zanzibar@example.org", "x").user.user_id
+    up = services.app.upload(replace(fake_upload(person, 1), original_filename="holiday-zanzibar.jpg"))
+    services.app.describe(person, up.asset_id, "Zanzibar beach")
+    wait_until(lambda: services.relay.position == services.app.recorder.max_notification_id(), 30, "the relay")
+    records = event_records(BOOTSTRAP, k.config.events_topic)
+    text = json.dumps(records)
+    assert "_sealed_" in text and not any(w in text for w in SECRET_WORDS)
+    uploaded = next(r for r in records if r["type"] == "Asset.Uploaded" and r["aggregate_id"] == str(up.asset_id))
+    opened = dict(uploaded["payload"])
+    services.app.mapper.open_fields(opened, "Asset.Uploaded", PERSONAL_FIELDS["Asset.Uploaded"])
+    assert opened["original_filename"] == "holiday-zanzibar.jpg"  # a key holder could read it, until...
+
+    erase(services, admin, person)
+    wait_until(lambda: services.relay.position == services.app.recorder.max_notification_id(), 30, "the relay")
+    records = event_records(BOOTSTRAP, k.config.events_topic)
+    assert any(r["type"] == "User.Erased" for r in records)
+    assert not any(w in json.dumps(records) for w in SECRET_WORDS)
+    reopened = dict(uploaded["payload"])
+    services.app.mapper.open_fields(reopened, "Asset.Uploaded", PERSONAL_FIELDS["Asset.Uploaded"])
+    assert reopened["original_filename"] == ERASED

@@ -60,7 +60,10 @@ def erase(services: Services, acting_user_id: int, user_id: int) -> dict[str, in
 @route("DELETE", "/admin/users/{id}", operation_id="deleteUser", summary="Erase a user (admins only)",
        tag="Admin", response=ErasureDTO, admin=True, also=(409,), params=(
            positive_id_param("id", "a user"),
-           QueryParam("erase", "boolean", "erase the person: required (true) here", default=False),
+           # Plain account deletion (erase=false) belongs to user administration; this route
+           # only erases, so the document asks for erase=true.
+           QueryParam("erase", "string", "must be true: erase the person", required=True, enum=("true",),
+                      any_case=True),
        ))
 async def delete_user(ctx: Ctx) -> web.Response:
     """With `erase=true`: the account is closed for good, the user's assets and albums are
@@ -69,7 +72,7 @@ async def delete_user(ctx: Ctx) -> web.Response:
     replay show those fields as erased. Read models are rebuilt without the person. Unknown
     users answer 404; an admin cannot erase their own account (409)."""
     user_id = ctx.path_int("id")
-    if not ctx.query_bool("erase", False):
+    if not ctx.query_bool("erase", False):  # the registry already refused anything but true
         raise InvalidInput("only erasure is supported here: pass erase=true", "erase")
     result = await ctx.run(erase, ctx.services, ctx.user_id, user_id)
     return ok(result, f"user {user_id} erased")
