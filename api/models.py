@@ -434,18 +434,43 @@ class EventRecord(BaseModel):
     aggregate: str
     aggregate_id: str
     type: str
-    version: int
+    version: int = Field(description="the aggregate's version after this event")
+    event_version: int = Field(description="the event's shape version (GET /admin/events/schema)")
     payload: dict[str, Any]
 
 
 class EventPage(BaseModel):
     model_config = examples({"events": [{
         "position": 42, "timestamp": EXAMPLE_TIME, "aggregate": "Asset", "aggregate_id": EXAMPLE_ASSET_ID,
-        "type": "Asset.RatingChanged", "version": 3, "payload": {"rating": 4}}], "next_after": 42, "has_more": False})
+        "type": "Asset.RatingChanged", "version": 3, "event_version": 1, "payload": {"rating": 4}}],
+        "next_after": 42, "has_more": False})
 
     events: list[EventRecord]
     next_after: int
     has_more: bool
+
+
+class ErasureDTO(BaseModel):
+    model_config = examples({"user_id": 7, "assets": 120, "albums": 3, "files_removed": 348})
+
+    user_id: int
+    assets: int = Field(description="assets of the user deleted and purged")
+    albums: int = Field(description="albums of the user deleted")
+    files_removed: int = Field(description="originals and derived files removed from disk")
+
+
+class EventCatalogue(BaseModel):
+    model_config = examples({
+        "description": "Darkroom's public event records: one JSON Schema per event type.",
+        "events": {"Asset.RatingChanged": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "urn:darkroom:event:Asset.RatingChanged:v1", "title": "Asset.RatingChanged",
+            "description": "The owner gave the asset a rating from 0 (none) to 5.", "type": "object",
+            "properties": {"payload": {"type": "object", "properties": {"rating": {"type": "integer"}}}}}},
+    })
+
+    description: str
+    events: dict[str, dict[str, Any]] = Field(description="event type -> the JSON Schema of its public record")
 
 
 class Message(BaseModel):

@@ -292,6 +292,9 @@ async def _authenticate(request: web.Request) -> tuple[int, bool]:
         raise Unauthorized("this account is deactivated")
     if state.session_epoch != claims.session_epoch:
         raise Unauthorized("this session has ended (password changed or account closed); log in again")
+    keys = getattr(services.app.mapper, "keys", None)
+    if keys is not None and keys.is_erased(claims.user_id):  # an erased person's tokens die with them
+        raise Unauthorized("this account was erased")
     return claims.user_id, state.is_admin
 
 

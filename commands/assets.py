@@ -74,9 +74,8 @@ class AssetCommands:
                 )
             else:
                 index.reassign(asset_id=asset.id)
-            jobs_seq = self._sequence("jobs")
-            jobs = self._new_jobs(asset, tasks_for(new.asset_type, self.enrichment_tasks), jobs_seq)
-            position = self.save_and_position(asset, index, jobs_seq, *jobs)
+            jobs = self._new_jobs(asset, tasks_for(new.asset_type, self.enrichment_tasks))
+            position = self.save_and_position(asset, index, *jobs)
             return UploadOutcome(asset.id, False, position, jobs[0].job_id if jobs else None)
 
         return retry_on_conflict(attempt)

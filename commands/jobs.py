@@ -16,6 +16,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
+from commands.job_ids import JobIds
 from commands.retry import retry_on_conflict
 from domain.asset import OPTIONAL_TASKS, Asset, check_vector, task_priority, tasks_for
 from domain.errors import InvalidInput
@@ -62,6 +63,8 @@ class JobCommands:
     # The ML tasks with a model configured (bootstrap sets them from the settings): uploads
     # enqueue these; the others are off.
     enrichment_tasks: frozenset[str] = frozenset()
+    # No shared sequence on the upload path (see commands.job_ids).
+    job_ids = JobIds()
 
     def _sequence(self: Darkroom, name: str) -> Sequence:
         try:
@@ -69,13 +72,13 @@ class JobCommands:
         except AggregateNotFoundError:
             return Sequence(name=name)
 
-    def _new_jobs(self: Darkroom, asset: Asset, queues: tuple[str, ...] | list[str], jobs_seq: Sequence) -> list[Job]:
+    def _new_jobs(self: Darkroom, asset: Asset, queues: tuple[str, ...] | list[str]) -> list[Job]:
         now = self.now()
         jobs = []
-        for queue in queues:
+        for queue, job_id in zip(queues, self.job_ids.next_ids(len(queues))):
             job = Job(
-                job_id=jobs_seq.next_value(), kind=queue, queue=queue, asset_id=str(asset.id),
-                owner_id=asset.owner_id, args={"asset_id": str(asset.id)},
+                job_id=job_id, kind=queue, queue=queue, asset_id=str(asset.id),
+                owner_id=asset.owner_id,
                 max_attempts=self.job_policy.max_attempts,
                 priority=task_priority(queue), created_at=now, scheduled_at=now,
             )
@@ -196,9 +199,8 @@ class JobCommands:
                     if old is not None and not old.is_final:
                         old.cancel(at=now)
                         superseded.append(old)
-            jobs_seq = self._sequence("jobs")
-            jobs = self._new_jobs(asset, chosen, jobs_seq)
-            return chosen, failed, self.save_and_position(asset, jobs_seq, *superseded, *jobs)
+            jobs = self._new_jobs(asset, chosen)
+            return chosen, failed, self.save_and_position(asset, *superseded, *jobs)
 
         return retry_on_conflict(attempt)
 

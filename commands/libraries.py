@@ -150,12 +150,11 @@ class LibraryCommands:
 
     def _new_scan(self: Darkroom, library: Library, under: list[str], superseded: list[Job]) -> tuple[int, int]:
         now = self.now()
-        seq = self._sequence("jobs")
-        job = Job(job_id=seq.next_value(), kind=SCAN_QUEUE, queue=SCAN_QUEUE, asset_id=str(library.id),
+        job = Job(job_id=self.job_ids.next_ids(1)[0], kind=SCAN_QUEUE, queue=SCAN_QUEUE, asset_id=str(library.id),
                   owner_id=library.owner_id, args={"library_id": library.library_id, "under": under},
                   max_attempts=self.job_policy.max_attempts, priority=1, created_at=now, scheduled_at=now)
         library.record_task(queue=SCAN_QUEUE, job_id=job.job_id, state=job.state)
-        return job.job_id, self.save_and_position(library, seq, *superseded, job)
+        return job.job_id, self.save_and_position(library, *superseded, job)
 
     def start_library_scan(self: Darkroom, job_id: int, worker: str) -> ScanTicket | None:
         """Claim a due scan job; None when it is not ours to run (or its library is gone)."""
@@ -204,7 +203,7 @@ class LibraryCommands:
         another scan indexed meanwhile is left alone."""
 
         def attempt() -> int:
-            now, seq, aggregates = self.now(), self._sequence("jobs"), []
+            now, aggregates = self.now(), []
             for new in files:
                 if self.exists(LibraryFile.create_id(ticket.library_id, new.relative_path)):
                     continue
@@ -217,9 +216,9 @@ class LibraryCommands:
                 record = LibraryFile(library_id=ticket.library_id, relative_path=new.relative_path,
                                      asset_id=str(asset.id), size=new.size, mtime_ns=new.mtime_ns,
                                      content_hash=new.content_hash)
-                jobs = self._new_jobs(asset, tasks_for(new.asset_type, self.enrichment_tasks), seq)
+                jobs = self._new_jobs(asset, tasks_for(new.asset_type, self.enrichment_tasks))
                 aggregates += [asset, record, *jobs]
-            return self.save_and_position(seq, *aggregates) if aggregates else 0
+            return self.save_and_position(*aggregates) if aggregates else 0
 
         return retry_on_conflict(attempt)
 
@@ -228,7 +227,7 @@ class LibraryCommands:
         its processing again (old jobs not yet final are cancelled); the same hash is only noted."""
 
         def attempt() -> int:
-            now, seq, aggregates = self.now(), self._sequence("jobs"), []
+            now, aggregates = self.now(), []
             for changed in files:
                 record: LibraryFile = self.repository.get(UUID(changed.file_id))
                 content_changed = changed.content_hash != record.content_hash
@@ -246,9 +245,9 @@ class LibraryCommands:
                     if old is not None and not old.is_final:
                         old.cancel(at=now)
                         aggregates.append(old)
-                jobs = self._new_jobs(asset, tasks_for(asset.asset_type, self.enrichment_tasks), seq)
+                jobs = self._new_jobs(asset, tasks_for(asset.asset_type, self.enrichment_tasks))
                 aggregates += [asset, *jobs]
-            return self.save_and_position(seq, *aggregates) if aggregates else 0
+            return self.save_and_position(*aggregates) if aggregates else 0
 
         return retry_on_conflict(attempt)
 

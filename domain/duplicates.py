@@ -20,8 +20,12 @@ def group_id_of(owner_id: int, first_asset_id: str) -> UUID:
 
 
 class DuplicateReview(Aggregate):
+    """An owner's decisions on near-duplicate photos: which sets are not duplicates, which were
+    resolved (kept and trashed)."""
+
     @event("Started")
     def __init__(self, id: UUID, owner_id: int) -> None:
+        """The owner made a first decision on near-duplicates (the review's decisions follow)."""
         self.owner_id = owner_id
         self.decisions: list[list[str]] = []
 

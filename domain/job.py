@@ -41,7 +41,39 @@ class Job(Aggregate):
     def create_id(job_id: int) -> UUID:
         return job_id_to_uuid(job_id)
 
-    @event("Enqueued")
+    class Enqueued(Aggregate.Created):
+        """A job was created for one task (`kind`, on queue `queue`) of an asset.
+
+        Version 2 no longer stores `args`: in version 1 it was always `{"asset_id": asset_id}`,
+        repeated in every job of every upload; the job's arguments are derived from the asset.
+        Version 3 stores `args` again only for jobs that need more than their asset (a library
+        scan: which folders); null otherwise.
+        """
+
+        class_version = 3
+
+        job_id: int
+        kind: str
+        queue: str
+        asset_id: str
+        owner_id: int
+        max_attempts: int
+        priority: int
+        created_at: datetime
+        scheduled_at: datetime
+        args: dict[str, Any] | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 carried `args`, a copy of `asset_id`: dropped."""
+            state.pop("args", None)
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Version 2 jobs needed nothing but their asset."""
+            state["args"] = None
+
+    @event(Enqueued)
     def __init__(
         self,
         job_id: int,
@@ -49,18 +81,18 @@ class Job(Aggregate):
         queue: str,
         asset_id: str,
         owner_id: int,
-        args: dict[str, Any],
         max_attempts: int,
         priority: int,
         created_at: datetime,
         scheduled_at: datetime,
+        args: dict[str, Any] | None = None,
     ) -> None:
         self.job_id = job_id
+        self.task_args = args
         self.kind = kind
         self.queue = queue
         self.asset_id = asset_id
         self.owner_id = owner_id
-        self.args = args
         self.max_attempts = max_attempts
         self.priority = priority
         self.created_at = created_at
@@ -71,6 +103,11 @@ class Job(Aggregate):
         self.finalized_at: datetime | None = None
         self.worker: str | None = None
         self.errors: list[dict[str, Any]] = []
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """What the job is given: the asset it works on, or what was stored for it (a scan)."""
+        return self.task_args if self.task_args is not None else {"asset_id": self.asset_id}
 
     @property
     def is_final(self) -> bool:

@@ -9,6 +9,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.errors import Unauthorized
+from domain.personal import ERASED
 from domain.ids import user_id_to_uuid
 
 
@@ -100,6 +101,18 @@ class User(Aggregate):
         for token in self.refresh_tokens.values():
             if token.state == "active":
                 token.state = "revoked"
+
+    @event("Erased")
+    def erase(self, at: datetime) -> None:
+        """An admin erased the person: the account is closed for good and its personal data,
+        sealed with the user's key, can no longer be read anywhere (the key was destroyed)."""
+        self.is_active = False
+        self.username = ERASED
+        self.email = ERASED
+        self.password_hash = ""
+        self.erased_at = at
+        for token in self.refresh_tokens.values():
+            token.state = "revoked"
 
     def _prune(self, now: datetime) -> None:
         # Keep the aggregate small: expired tokens can never be used again.

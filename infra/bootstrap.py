@@ -16,6 +16,7 @@ from infra.eventstore import eventstore_env, harden_event_store, prepared_databa
 from infra.idempotency import IdempotencyStore
 from infra.passwords import Passwords
 from infra.rate_limits import RateLimits
+from infra.personal_data import KeyStore
 from infra.settings import Settings
 from infra.storage import Storage
 from infra.tokens import AccessTokens
@@ -58,6 +59,7 @@ class Services:
     rate_limits: Any = None  # infra.rate_limits.RateLimits: login, register, refresh, password
     # Projections that failed while a request caught them up (name -> error kind), for health.
     projection_errors: dict[str, str] = field(default_factory=dict)
+    keys: Any = None  # infra.personal_data.KeyStore: the users' keys for personal fields
     closed: bool = field(default=False)
 
     def wake(self) -> None:
@@ -210,6 +212,8 @@ class Services:
         self.passwords.close()
         self.app.close()
         self.db.close()
+        if self.keys is not None:
+            self.keys.db.close()
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -222,6 +226,11 @@ def bootstrap(settings: Settings) -> Services:
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)
             for name, cls in PROJECTIONS.items()
         }
+        # Its own connections: a replay opens sealed fields while it holds the read models' write
+        # transaction on this thread's connection.
+        keys = KeyStore(Database(settings))
+        keys.ensure_table()
+        app.mapper.keys = keys  # type: ignore[attr-defined]
         for runner in runners.values():
             runner.ensure_tables()
     app.refresh_token_ttl = timedelta(seconds=settings.refresh_token_ttl_seconds)
@@ -260,4 +269,5 @@ def bootstrap(settings: Settings) -> Services:
         rate_limits=RateLimits(settings),
         users=Users(db),
         idempotency=IdempotencyStore(db),
+        keys=keys,
     )

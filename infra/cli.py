@@ -111,12 +111,55 @@ def cmd_projections_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_parquet(args: argparse.Namespace) -> int:
+    from infra.bootstrap import bootstrap
+    from infra.parquet_export import export_parquet
+
+    if not args.output:
+        print("darkroom: --format parquet needs --output DIR (a folder)", file=sys.stderr)
+        return 2
+    services = bootstrap(_settings(args))
+    try:
+        types = {t for t in (args.type or []) for t in t.split(",") if t}
+        try:
+            result = export_parquet(services.app, args.output, after=args.from_, to=args.to, types=types)
+        except ValueError as exc:
+            print(f"darkroom: {exc}", file=sys.stderr)
+            return 2
+        print(f"darkroom: exported {result.events} events after position {result.after} into "
+              f"{len(result.files)} Parquet files; the next export continues after {result.position}",
+              file=sys.stderr)
+    finally:
+        services.close()
+    return 0
+
+
+def cmd_events_schema(args: argparse.Namespace) -> int:
+    from infra.event_catalogue import asyncapi_document, catalogue
+    from infra.settings import load_settings
+
+    if args.asyncapi:
+        document = asyncapi_document(prefix=args.prefix or load_settings().kafka_prefix)
+    else:
+        document = catalogue()
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_events_export(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from infra.bootstrap import bootstrap
     from infra.event_stream import read_events
 
+    if args.format == "parquet":
+        return _export_parquet(args)
+    args.from_ = args.from_ or 0
     services = bootstrap(_settings(args))
     out = open(args.output, "w") if args.output else sys.stdout
     try:
@@ -294,13 +337,22 @@ def parser() -> argparse.ArgumentParser:
 
     events = sub.add_parser("events", help="the event stream")
     events_sub = events.add_subparsers(dest="action", required=True)
-    export = events_sub.add_parser("export", help="write events as JSON lines")
-    export.add_argument("--from", dest="from_", type=int, default=0, help="start after this position")
+    export = events_sub.add_parser("export", help="write events as JSON lines or Parquet")
+    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl",
+                        help="jsonl (default) or parquet: a folder per event type, typed columns")
+    export.add_argument("--from", dest="from_", type=int, default=None,
+                        help="start after this position (default: 0 for jsonl; for parquet, where the "
+                             "last export into the same folder stopped)")
     export.add_argument("--to", type=int, help="stop at this position (inclusive)")
     export.add_argument("--type", action="append", help="only these event types (repeatable)")
     export.add_argument("--output", "-o", help="file to write (default stdout)")
     export.add_argument("--quiet", action="store_true")
     export.set_defaults(func=cmd_events_export)
+    schema = events_sub.add_parser("schema", help="the event catalogue (JSON Schema per type) or AsyncAPI")
+    schema.add_argument("--asyncapi", action="store_true", help="the AsyncAPI 3 document of the Kafka topics")
+    schema.add_argument("--prefix", help="Kafka topic prefix (default DARKROOM_KAFKA_PREFIX)")
+    schema.add_argument("--output", "-o", help="file to write (default stdout)")
+    schema.set_defaults(func=cmd_events_schema)
 
     worker = sub.add_parser("worker", help="run jobs from Kafka (DARKROOM_BUS=kafka://...)")
     worker.add_argument("--queue", action="append", help="a queue to consume (repeatable; default all)")

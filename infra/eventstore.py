@@ -20,11 +20,13 @@ from infra.settings import Settings
 # faster, but a command that decides "no change" (like when already liked) could then decide on a
 # stale copy and silently lose an update: correctness first.
 CACHE_ENV = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+# Personal fields of events are sealed with their owner's key (crypto-shredding).
+MAPPER_ENV = {"MAPPER_TOPIC": "infra.personal_data:PersonalDataMapper"}
 
 
 def eventstore_env(settings: Settings) -> dict[str, str]:
     """Environment for `commands.Darkroom`: eventsourcing reads its persistence from here."""
-    return {**_persistence_env(settings), **CACHE_ENV}
+    return {**_persistence_env(settings), **CACHE_ENV, **MAPPER_ENV}
 
 
 def _persistence_env(settings: Settings) -> dict[str, str]:

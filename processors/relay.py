@@ -150,7 +150,9 @@ class OutboxRelay(Background):
         bus, config = self.bus, self.bus.config
         futures = []
         for n in notifications:
-            event = self.app.mapper.to_domain_event(n)
+            # Personal fields stay sealed on the topic: erasing the key erases them there too.
+            sealed = getattr(self.app.mapper, "to_sealed_event", self.app.mapper.to_domain_event)
+            event = sealed(n)
             futures.append(bus.send(config.events_topic, str(n.originator_id), event_value(n.id, n.topic, event)))
             if n.topic.endswith(":Job.Enqueued"):
                 futures.append(bus.send_job(

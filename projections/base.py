@@ -57,9 +57,11 @@ class Projection:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._handlers = {}
-        for attr, value in vars(cls).items():
-            for topic in getattr(value, "_handles", ()):
-                cls._handlers[topic] = attr
+        # A subclass (a projection's next version) keeps the handlers it inherits.
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                for topic in getattr(value, "_handles", ()):
+                    cls._handlers[topic] = attr
 
     def __init__(self, suffix: str = "") -> None:
         self.suffix = suffix

@@ -71,7 +71,8 @@ class JobsProjection(Projection):
         return {
             "job_id": e.job_id, "aggregate_id": str(e.originator_id), "kind": e.kind,
             "queue": e.queue, "state": "available" if e.scheduled_at <= e.created_at else "scheduled",
-            "args": dict(e.args), "metadata": {"asset_id": e.asset_id, "owner_id": e.owner_id},
+            # Version 1 of the event stored this copy of asset_id; version 2 derives it.
+            "args": getattr(e, "args", None) or {"asset_id": e.asset_id}, "metadata": {"asset_id": e.asset_id, "owner_id": e.owner_id},
             "attempt": 0, "max_attempts": e.max_attempts, "priority": e.priority, "errors": [],
             "created_at": ts(e.created_at), "scheduled_at": ts(e.scheduled_at),
             "attempted_at": None, "finalized_at": None, "updated_at": ts(e.created_at),
@@ -150,9 +151,9 @@ class Jobs:
         self, *, state: str | None, queue: str | None, kind: str | None, since: datetime | None,
         before: int | None, limit: int, include_count: bool,
     ) -> tuple[list[dict[str, Any]], str | None, int | None]:
-        """Newest first. Keyset pagination on the job id: ids only grow, so jobs inserted while a
-        client walks the pages land before its cursor and never shift a page (no repeats, no
-        skips)."""
+        """Newest first. Keyset pagination on the job id: ids grow with time (commands.job_ids),
+        so jobs inserted while a client walks the pages land before its cursor and never shift a
+        page (no repeats, no skips)."""
         where, params = [], []  # type: ignore[var-annotated]
         for column, value in (("state", state), ("queue", queue), ("kind", kind)):
             if value is not None:

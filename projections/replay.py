@@ -118,6 +118,7 @@ class Replay:
         self._batched_itself = type(projection).apply_batch is not Projection.apply_batch
         self._reducers: dict[str, Any] = {}  # topic -> bound reducer, or None when not handled
         self._versions: dict[str, int] = {}
+        self._sealed: dict[str, tuple[str, ...]] = {}
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -140,10 +141,21 @@ class Replay:
         state = orjson.loads(notification.state)
         if state.pop("class_version", 1) != self._class_version(notification.topic):
             return self.app.mapper.to_domain_event(notification)  # an old shape: upcast as live
+        fields = self._personal(notification.topic)
+        if fields:  # sealed personal fields: opened with their owner's key (infra.personal_data)
+            self.app.mapper.open_fields(state, notification.topic.partition(":")[2], fields)
         # Transcoded values in the state beyond those that are whole fields (the timestamp)?
         top = sum(1 for v in state.values() if type(v) is dict and "_type_" in v)
         deep = notification.state.count(_TYPE_MARK) != top
         return ReplayedEvent(self, notification.originator_id, notification.originator_version, state, deep)
+
+    def _personal(self, topic: str) -> tuple[str, ...]:
+        """The personal fields of events of this topic, which the mapper opens with their
+        owner's key (or reads as erased); none for most."""
+        if topic not in self._sealed:
+            fields = getattr(self.app.mapper, "personal_fields", None)
+            self._sealed[topic] = tuple(fields(topic)) if fields else ()
+        return self._sealed[topic]
 
     def _class_version(self, topic: str) -> int:
         if topic not in self._versions:

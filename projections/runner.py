@@ -70,16 +70,14 @@ class ProjectionRunner:
 
     def ensure_tables(self) -> None:
         """Create the live tables and the position row on first use. Tables of an older schema
-        version (an upgrade changed the projection) are dropped and refilled from event 1."""
+        version (an upgrade changed the projection) keep serving while the new version is built
+        aside from event 1 and swapped in (`rebuild`): readers never see a partial read model."""
         ensure_positions_table(self.db)
         with self.db.transaction() as tx:
             row = tx.fetchone(f"SELECT version FROM {SCHEMAS_TABLE} WHERE name = ?", (self.name,))
             exists = self.db.table_exists(tx, self.projection.t(self.projection.tables[0]))
             stale = exists and (row is None or int(row["version"]) != self.projection.schema_version)
-            if not exists or stale:
-                if stale:
-                    log.warning("projection %s: schema changed (version %s -> %s); replaying from event 1",
-                                self.name, row and row["version"], self.projection.schema_version)
+            if not exists:
                 self.projection.drop_tables(tx)
                 self.projection.create(tx)
                 tx.execute(f"DELETE FROM {POSITIONS_TABLE} WHERE name = ?", (self.name,))
@@ -88,6 +86,11 @@ class ProjectionRunner:
                 tx.execute(
                     f"INSERT INTO {POSITIONS_TABLE} (name, position) VALUES (?, 0)", (self.name,)
                 )
+        if stale:
+            log.warning("projection %s: schema changed (version %s -> %s); rebuilding aside while the "
+                        "old tables serve", self.name, row and row["version"], self.projection.schema_version)
+            rebuild(self.app, self.db, type(self.projection))
+            self.applied = 0
 
     def _lock_position(self, tx: Transaction) -> int:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""

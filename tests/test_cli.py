@@ -43,7 +43,8 @@ def test_export_round_trip(services, settings, tmp_path):
     assert f"exported {head} events" in result.stderr
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["position"] for r in records] == list(range(1, head + 1))
-    assert set(records[0]) == {"position", "timestamp", "aggregate", "aggregate_id", "type", "version", "payload"}
+    assert set(records[0]) == {"position", "timestamp", "aggregate", "aggregate_id", "type", "version",
+                               "event_version", "payload"}
     expected_types = [
         type(services.app.mapper.to_domain_event(n)).__qualname__
         for n in services.app.recorder.select_notifications(1, head)

@@ -89,8 +89,9 @@ async def test_admin_users_bad_input(client):
                                               "password": "long enough"}, expect=400)
     await admin.call("POST", "/admin/users", {"username": "carol", "email": "c@example.org",
                                               "password": "short"}, expect=400)
-    await admin.call("DELETE", f"/admin/users/{alice.user_id}?erase=true", expect=400)
-    await alice.call("GET", "/auth/me")  # erase refused: nothing changed
+    await admin.call("DELETE", f"/admin/users/{alice.user_id}?erase=maybe", expect=400)
+    await admin.call("DELETE", "/admin/users/999999?erase=true", expect=404)
+    await alice.call("GET", "/auth/me")  # refused: nothing changed
     listed = await admin.call("GET", "/admin/users")
     assert [u["username"] for u in listed["data"]["users"]] == ["admin", "alice"]
 

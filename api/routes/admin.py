@@ -1,12 +1,13 @@
-"""Admin endpoints: the event stream, cursor-paginated."""
+"""Admin endpoints: the event stream, cursor-paginated, and its catalogue."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from api.envelope import ok
-from api.models import EventPage
+from api.models import EventCatalogue, EventPage
 from api.registry import Ctx, QueryParam, route
+from infra.event_catalogue import catalogue
 from infra.event_stream import read_events
 
 
@@ -33,3 +34,13 @@ async def events(ctx: Ctx) -> web.Response:
 
     records, next_after, has_more = await ctx.run(page)
     return ok({"events": records, "next_after": next_after, "has_more": has_more})
+
+
+@route("GET", "/admin/events/schema", operation_id="getEventCatalogue",
+       summary="The event catalogue: a JSON Schema per event type (admins only)", tag="Admin",
+       response=EventCatalogue, admin=True)
+async def event_schema(ctx: Ctx) -> web.Response:
+    """One JSON Schema (draft 2020-12) per event type, generated from the domain's event classes:
+    the shape of each record of GET /admin/events, `darkroom events export` and the events Kafka
+    topic, with its `event_version`."""
+    return ok(catalogue())

@@ -141,7 +141,7 @@ class AssetFilterBody(Body):
     person_ids: list[Annotated[Text, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, max_length=20, description="people (all of them) from GET /people")
 
-    country_code: Text | None = Field(default=None, pattern=r"^[A-Za-z]{2}$",
+    country_code: StrictStr | None = Field(default=None, pattern=r"^[A-Za-z]{2}$",
                                       description="ISO 3166-1 alpha-2 country of the asset's place (any case)")
     city: Text | None = Field(default=None, min_length=1, max_length=200,
                               description="the city of the asset's place, case-insensitively (as /places lists it)")

@@ -7,10 +7,11 @@ from typing import Any
 from aiohttp import web
 
 from api.envelope import ok
+from api.models import ErasureDTO
 from api.registry import Ctx, QueryParam, page_params, positive_id_param, route
+from api.routes.erasure import erase
 from api.user_models import AdminUserDTO, NewUserBody, UserList, UserUpdateBody
 from commands.users import UserView, check_registration
-from domain.errors import InvalidInput
 
 
 def admin_user(ctx: Ctx, user: UserView) -> dict[str, Any]:
@@ -65,18 +66,23 @@ async def update_user(ctx: Ctx) -> web.Response:
     return ok(await ctx.run(admin_user, ctx, view), "user updated")
 
 
-@route("DELETE", "/admin/users/{id}", operation_id="deleteUser", summary="Close an account (admins only)",
-       tag="Admin", admin=True, also=(404, 409), params=(
+@route("DELETE", "/admin/users/{id}", operation_id="deleteUser", summary="Close an account, or erase a person (admins only)",
+       tag="Admin", response=ErasureDTO, admin=True, also=(404, 409), params=(
            positive_id_param("id", "a user"),
-           QueryParam("erase", description="erasing the user's personal data is not available yet: only "
-                      "`false` is accepted", enum=("false",), default="false"),
+           QueryParam("erase", "boolean", "also erase the person: assets purged, personal data in the event "
+                      "log made unreadable (crypto-shredding)", default=False),
        ))
 async def delete_user(ctx: Ctx) -> web.Response:
     """Closes the account: it can no longer log in and its tokens stop working at once; its
-    assets and history stay. `erase=true` (crypto-shredding of personal data) is not available on
-    this server yet and answers 400 without changing anything."""
-    if ctx.query_str("erase") not in (None, "false"):  # the registry refused it already; belt and braces
-        raise InvalidInput("erase is not available on this server yet; the account was not changed", "erase")
-    _, position = await ctx.run(ctx.services.app.administer_user, ctx.user_id, ctx.path_int("id"), False)
+    assets and history stay. With `erase=true` the account is closed for good, the user's assets
+    and albums are deleted and their files purged, and the key that sealed the user's personal
+    data in the event log is destroyed, so the export, the admin event stream, the Kafka topic and
+    every replay show those fields as erased; read models are rebuilt without the person. Unknown
+    users answer 404; an admin cannot close or erase their own account (409)."""
+    user_id = ctx.path_int("id")
+    if ctx.query_bool("erase", False):
+        result = await ctx.run(erase, ctx.services, ctx.user_id, user_id)
+        return ok(result, f"user {user_id} erased")
+    _, position = await ctx.run(ctx.services.app.administer_user, ctx.user_id, user_id, False)
     await ctx.settle(position)
-    return ok(message="account closed")
+    return ok({"user_id": user_id, "assets": 0, "albums": 0, "files_removed": 0}, "account closed")
