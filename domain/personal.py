@@ -27,6 +27,8 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "Asset.TextRecognised": ("text", "lines"),
     "Asset.FacesDetected": ("faces",),  # face embeddings: biometric data
     "Asset.CaptionRecorded": ("caption",),
+    "Asset.LabelsRecorded": ("labels",),  # what the photos show
+    "PeopleBook.PersonNamed": ("name",),  # the names the owner gives the people in the photos
     "Album.Created": ("album_name", "description"),
     "Album.Updated": ("changes",),
 }
