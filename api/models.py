@@ -542,12 +542,11 @@ class FacePersonBody(Body):
     # Exactly one of the two, which the handler checks (400 otherwise): said for the document.
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"person_id": EXAMPLE_PERSON_ID}, {"new_person": True}],
-        "oneOf": [
-            {"required": ["person_id"],
-             "properties": {"person_id": {"type": "string"}, "new_person": {"enum": [False, None]}}},
-            {"required": ["new_person"],
-             "properties": {"new_person": {"const": True}, "person_id": {"type": "null"}}},
-        ]})
+        # if/then/else rather than oneOf: generators of clients read a oneOf as a union of types.
+        "if": {"required": ["new_person"], "properties": {"new_person": {"const": True}}},
+        "then": {"properties": {"person_id": {"type": "null"}}},
+        "else": {"required": ["person_id"], "properties": {"person_id": {"type": "string"}}},
+        })
 
 
 class PersonAssets(BaseModel):

@@ -153,7 +153,7 @@ def _request_body(spec: RouteSpec, refs: dict[type[BaseModel], dict[str, Any]]) 
             media["example"] = example
         extra = spec.body.model_config.get("json_schema_extra")
         required = any(f.is_required() for f in spec.body.model_fields.values()) or (
-            isinstance(extra, dict) and ("oneOf" in extra or "anyOf" in extra))  # one of its fields is due
+            isinstance(extra, dict) and "else" in extra)  # if/then/else: one of its fields is due
         return {"required": required, "content": {"application/json": media}}
     if spec.multipart is not None:
         binary = {name for name, f in spec.multipart.model_fields.items() if f.annotation is bytes}

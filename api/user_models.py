@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, StrictBool, StrictInt, StrictStr
 
 from api.models import (
-    DATE_TIME,
     EMAIL_PATTERN,
     EXAMPLE_TIME,
     USERNAME_PATTERN,
     Body,
+    UserDTO,
     body_examples,
     examples,
 )
@@ -51,15 +51,11 @@ _ADMIN_USER_EXAMPLE = {"user_id": 2, "username": "bob", "email": "bob@example.or
                        "is_admin": False, "quota_bytes": 0, "usage_bytes": 123456}
 
 
-class AdminUserDTO(BaseModel):
+class AdminUserDTO(UserDTO):
+    """A user as administrators (and the user, at /auth/me) see them."""
+
     model_config = examples(_ADMIN_USER_EXAMPLE)
 
-    user_id: int = Field(ge=1)
-    username: str
-    email: str = Field(json_schema_extra={"format": "email"})
-    created_at: str = Field(json_schema_extra=DATE_TIME)
-    last_login: str | None = Field(json_schema_extra=DATE_TIME)
-    is_active: bool
     is_admin: bool
     quota_bytes: int = Field(ge=0, description="0: no limit")
     usage_bytes: int = Field(ge=0, description="bytes of the user's originals")
@@ -74,16 +70,6 @@ class UserList(BaseModel):
     total: int
 
 
-class MeDTO(BaseModel):
+class MeDTO(AdminUserDTO):
     model_config = examples({**_ADMIN_USER_EXAMPLE, "user_id": 1, "username": "alice",
                              "email": "alice@example.org", "is_admin": True})
-
-    user_id: int = Field(ge=1)
-    username: str
-    email: str = Field(json_schema_extra={"format": "email"})
-    created_at: str = Field(json_schema_extra=DATE_TIME)
-    last_login: str | None = Field(json_schema_extra=DATE_TIME)
-    is_active: bool
-    is_admin: bool
-    quota_bytes: int = Field(ge=0, description="0: no limit")
-    usage_bytes: int = Field(ge=0, description="bytes of the user's originals")

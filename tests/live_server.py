@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,30 @@ class LiveServer:
         if expect is not None:
             assert status == expect, (status, data)
         return data
+
+
+@contextlib.contextmanager
+def live_on_backend(backend: str, data_dir: Path, prefix: str, **env: str) -> Iterator[LiveServer]:
+    """A `darkroom serve` on SQLite (backend "sqlite") or on a fresh PostgreSQL schema of
+    DARKROOM_TEST_DATABASE_URL, dropped afterwards. Without that URL the PostgreSQL variant skips,
+    and fails under CI (where `make test` always sets it)."""
+    import psycopg
+    import pytest
+    from psycopg import sql
+
+    pg_url = os.environ.get("DARKROOM_TEST_DATABASE_URL", "")
+    schema = ""
+    if backend == "postgres":
+        if not pg_url:
+            if os.environ.get("CI"):
+                pytest.fail("DARKROOM_TEST_DATABASE_URL is not set; run the suite with `make test`")
+            pytest.skip("DARKROOM_TEST_DATABASE_URL not set (make test sets it)")
+        schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server = LiveServer(data_dir, pg_url if schema else "", schema, **env)
+    try:
+        yield server
+    finally:
+        server.stop()
+        if schema:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))

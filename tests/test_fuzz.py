@@ -36,10 +36,8 @@ from typing import Any
 
 import blake3
 import hypothesis
-import psycopg
 import pytest
 import schemathesis
-from psycopg import sql
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
@@ -50,7 +48,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.live_server import API, LiveServer
+from tests.live_server import API, LiveServer, live_on_backend
 
 PG_URL = os.environ.get("DARKROOM_TEST_DATABASE_URL", "")
 MAX_EXAMPLES = 25  # per operation: ~1,100 requests, seconds on two cores
@@ -134,29 +132,16 @@ def _http_json(method: str, url: str, body: Any = None, token: str | None = None
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    schema = ""
-    if request.param == "postgres":
-        if not PG_URL:
-            if os.environ.get("CI"):
-                pytest.fail("DARKROOM_TEST_DATABASE_URL is not set; run the suite with `make test`")
-            pytest.skip("DARKROOM_TEST_DATABASE_URL not set (make test sets it)")
-        schema = "fuzz_" + uuid.uuid4().hex[:12]
     data_dir = tmp_path_factory.mktemp(f"fuzz-{request.param}") / "data"
     data_dir.mkdir()
-    # The deterministic test embedder: semantic search works instead of answering 503.
     # A library root, so that admins may register the folders `_coherent` makes inside it.
     global LIBRARY_ROOT
     LIBRARY_ROOT = data_dir.parent / "libraries"
     LIBRARY_ROOT.mkdir()
-    server = LiveServer(data_dir, PG_URL if schema else "", schema, DARKROOM_EMBEDDER="tests.fake_embedder:factory",
-                        DARKROOM_LIBRARY_ROOTS=str(LIBRARY_ROOT))
-    try:
+    # The deterministic test embedder: semantic search works instead of answering 503.
+    with live_on_backend(request.param, data_dir, "fuzz", DARKROOM_EMBEDDER="tests.fake_embedder:factory",
+                         DARKROOM_LIBRARY_ROOTS=str(LIBRARY_ROOT)) as server:
         yield server
-    finally:
-        server.stop()
-        if schema:
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def _load_schema(server: LiveServer) -> tuple[Any, str]:

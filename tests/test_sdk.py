@@ -35,11 +35,9 @@ from typing import Any
 
 import blake3
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
-from tests.live_server import API, LiveServer
+from tests.live_server import API, LiveServer, live_on_backend
 
 HERE = Path(__file__).resolve().parent
 SDK_DIR = HERE / "sdk"
@@ -52,23 +50,10 @@ CHUNKED_PHOTO = MEDIA / "photo" / "nikon_d5000.jpg"
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    schema = ""
-    if request.param == "postgres":
-        if not PG_URL:
-            if os.environ.get("CI"):
-                pytest.fail("DARKROOM_TEST_DATABASE_URL is not set; run the suite with `make test`")
-            pytest.skip("DARKROOM_TEST_DATABASE_URL not set (make test sets it)")
-        schema = "sdk_" + uuid.uuid4().hex[:12]
     data_dir = tmp_path_factory.mktemp(f"sdk-{request.param}") / "data"
     data_dir.mkdir()
-    server = LiveServer(data_dir, PG_URL if schema else "", schema)
-    try:
+    with live_on_backend(request.param, data_dir, "sdk") as server:
         yield server
-    finally:
-        server.stop()
-        if schema:
-            with psycopg.connect(PG_URL, autocommit=True) as conn:
-                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def document_url(server: LiveServer) -> str:

@@ -115,10 +115,11 @@ class LinkBody(Body):
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={
         "examples": [{"album_id": 3, "expires_at": "2026-12-31T23:59:00Z", "allow_download": False},
                      {"asset_ids": [EXAMPLE_ASSET_ID], "password": "a shared secret"}],
-        "oneOf": [
-            {"required": ["album_id"], "properties": {"album_id": {"type": "integer"}, "asset_ids": {"type": "null"}}},
-            {"required": ["asset_ids"], "properties": {"asset_ids": {"type": "array"}, "album_id": {"type": "null"}}},
-        ]})
+        # if/then/else rather than oneOf: generators of clients read a oneOf as a union of types.
+        "if": {"required": ["album_id"], "properties": {"album_id": {"type": "integer"}}},
+        "then": {"properties": {"asset_ids": {"type": "null"}}},
+        "else": {"required": ["asset_ids"], "properties": {"asset_ids": {"type": "array"}}},
+        })
 
     album_id: StrictInt | None = Field(default=None, ge=1, le=2**63 - 1, description="an album of yours")
     asset_ids: list[UuidStr] | None = Field(default=None, min_length=1, max_length=MAX_LINK_ASSETS,
