@@ -19,7 +19,8 @@ import asyncio
 import json
 import sys
 import tempfile
-from datetime import date
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -30,20 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from api.app import create_app  # noqa: E402
+from commands.libraries import ChangedFile, NewFile  # noqa: E402
 from domain.asset import OPTIONAL_TASKS  # noqa: E402
+from domain.library import SCAN_QUEUE, library_file_id  # noqa: E402
 from domain.versioning import event_classes, version_of  # noqa: E402
 from infra.bootstrap import Services, bootstrap  # noqa: E402
 from infra.settings import load_settings  # noqa: E402
 from projections.replay import read_stored  # noqa: E402
 from tests.golden_log import GOLDEN, answer, questions  # noqa: E402
-from tests.helpers import register  # noqa: E402
+from tests.helpers import User, register  # noqa: E402
 
 MEDIA = ROOT / "tests" / "media"
 RESULTS: dict[str, dict[str, Any]] = {
     "metadata_asset": {"width": 4032, "height": 3024, "duration": None, "taken_time": "2026-07-14T10:21:00",
                        "taken_time_local": "2026-07-14T10:21:00",
                        "specific_metadata": {"camera_make": "NIKON CORPORATION", "camera_model": "NIKON D750",
-                                             "lens_model": "24-70mm f/2.8", "iso_speed": 200}},
+                                             "lens_model": "24-70mm f/2.8", "iso_speed": 200,
+                                             "gps_latitude": 48.8584, "gps_longitude": 2.2945}},
     "thumbnail_asset": {"thumbnails": {"small": {"path": "derived/x/small.webp", "width": 256, "height": 192,
                                                  "mime_type": "image/webp"}}},
     "transcode_asset": {"web_video": {"path": "derived/x/web.mp4", "mime_type": "video/mp4", "width": 1280,
@@ -56,7 +60,23 @@ RESULTS: dict[str, dict[str, Any]] = {
     "process_face": {"model": "golden-faces", "faces": [
         {"box": [0.2, 0.2, 0.2, 0.3], "confidence": 0.99, "embedding": [0.5, 0.5, 0.5, 0.5]}]},
     "process_caption": {"model": "golden-caption", "caption": "a fox in the snow"},
+    "process_labels": {"model": "golden-labels", "labels": [{"label": "fox", "score": 0.93},
+                                                              {"label": "snow", "score": 0.71}]},
 }
+# The read models this scenario's answers cover beyond the first logs' (tests/golden_log.py).
+FEATURES = ("asset_detail", "people", "trash", "duplicates", "places", "sharing", "libraries", "users")
+SKIPPED = {"skipped": "no model configured (golden log)"}
+
+
+def grey16_hex(pixel: Callable[[int, int], int]) -> str:
+    """A fixed 16x16 grey fingerprint (what processors.fingerprint makes of a thumbnail)."""
+    return bytes(pixel(r, c) for r in range(16) for c in range(16)).hex()
+
+
+# Two unrelated pictures (correlation 0, and no rotation of one is the other): a horizontal
+# gradient and a checkerboard of 4x4 blocks. Photos sharing one are near-duplicates.
+GRADIENT = grey16_hex(lambda r, c: 8 + 15 * c)
+CHECKERBOARD = grey16_hex(lambda r, c: 220 if (r // 4 + c // 4) % 2 else 30)
 
 
 def run_job(services: Services, job_id: int, result: dict[str, Any] | None, error: str | None = None) -> None:
@@ -72,7 +92,137 @@ def tasks_of(services: Services, asset_id: str) -> dict[str, dict[str, Any]]:
     return dict(services.app.repository.get(UUID(asset_id)).tasks)
 
 
-async def drive(services: Services, client: TestClient) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, list[int]]]:
+def finish_tasks(services: Services, asset_id: str, **results: dict[str, Any] | None) -> None:
+    """Run every queued task of the asset: `results[queue]` when given (None: skipped, as with
+    no model), otherwise the fixed result of its queue (ML tasks without one are skipped)."""
+    for queue, job in tasks_of(services, asset_id).items():
+        result = results[queue] if queue in results else RESULTS.get(queue) if queue not in OPTIONAL_TASKS else None
+        run_job(services, job["job_id"], SKIPPED if result is None else result)
+
+
+def catch_up(services: Services) -> None:
+    """The read models follow what the workers' commands wrote (HTTP writes wait by themselves)."""
+    for runner in services.runners.values():
+        runner.catch_up()
+
+
+def fingerprinted(grey16: str) -> dict[str, Any]:
+    return {**RESULTS["thumbnail_asset"], "fingerprint": {"algorithm": "grey16-v1", "grey16": grey16}}
+
+
+async def drive_library_features(services: Services, alice: User, photo: bytes, a1: str) -> list[str]:
+    """Duplicates (one group dismissed, one resolved), trash (restore, empty), stacks, people
+    (faces named, merged, moved, hidden), all as alice. Answers alice's new asset ids."""
+    async def upload(tag: str, name: str) -> str:
+        return (await alice.upload_bytes(photo + tag.encode(), name))["data"]["asset_id"]
+
+    owls = [await upload(f"golden-owl-{i}", f"owl-{i}.jpg") for i in range(2)]
+    hares = [await upload(f"golden-hare-{i}", f"hare-{i}.jpg") for i in range(2)]
+    owl_face = {"model": "golden-faces", "faces": [
+        {"box": [0.4, 0.3, 0.2, 0.2], "confidence": 0.95, "embedding": [0.9, -0.3, 0.1, -0.2]}]}
+    finish_tasks(services, owls[0], thumbnail_asset=fingerprinted(GRADIENT), process_face=owl_face)
+    finish_tasks(services, owls[1], thumbnail_asset=fingerprinted(GRADIENT))
+    for hare in hares:
+        finish_tasks(services, hare, thumbnail_asset=fingerprinted(CHECKERBOARD))
+    catch_up(services)
+
+    # Duplicates: the owls are not duplicates after all; of the hares, the first is kept.
+    groups = (await alice.call("GET", "/duplicates"))["data"]["groups"]
+    group_of = {a["asset_id"]: g["group_id"] for g in groups for a in g["assets"]}
+    assert group_of.get(owls[0]) == group_of.get(owls[1]) and group_of.get(hares[0]) == group_of.get(hares[1]) \
+        and len(groups) == 2, groups
+    await alice.call("POST", f"/duplicates/{group_of[owls[0]]}/dismiss", json={})
+    await alice.call("POST", f"/duplicates/{group_of[hares[0]]}/resolve", json={"keep_asset_ids": [hares[0]]})
+
+    # Trash: the trashed hare comes back; a blurry photo is deleted and purged for good.
+    await alice.call("POST", "/trash/restore", json={"asset_ids": [hares[1]]})
+    blurry = await upload("golden-blurry", "blurry.jpg")
+    await alice.call("DELETE", f"/assets/{blurry}", expect=None)
+    await alice.call("POST", "/trash/empty", json={"asset_ids": [blurry]})
+
+    # Stacks: one made, its primary changed, taken apart; another stays.
+    stack = (await alice.call("POST", "/stacks", json={"asset_ids": owls, "primary_asset_id": owls[0]},
+                              expect=201))["data"]["stack_id"]
+    await alice.call("PUT", f"/stacks/{stack}", json={"primary_asset_id": owls[1]})
+    await alice.call("DELETE", f"/stacks/{stack}", expect=None)
+    await alice.call("POST", "/stacks", json={"asset_ids": hares, "primary_asset_id": hares[0]}, expect=201)
+
+    # People: a1's fox and owl-0's face are two people; named, merged, then the owl's face moved
+    # to a new person, who is hidden.
+    people = (await alice.call("GET", "/people"))["data"]["people"]
+    person_of = {p["cover_face_id"].partition(":")[0]: p["person_id"] for p in people}
+    assert len(people) == 2 and {a1, owls[0]} <= set(person_of), people
+    await alice.call("PUT", f"/people/{person_of[a1]}", json={"name": "Vixen"})
+    await alice.call("POST", f"/people/{person_of[a1]}/merge", json={"person_ids": [person_of[owls[0]]]})
+    moved = (await alice.call("PUT", f"/faces/{owls[0]}:0/person", json={"new_person": True}))["data"]
+    await alice.call("PUT", f"/people/{moved['person_id']}", json={"hidden": True})
+    return [*owls, *hares, blurry]
+
+
+async def drive_sharing_and_users(client: TestClient, alice: User, bob: User, a1: str, album_id: int) -> None:
+    """An account made by the admin, changed, deactivated and back, its password changed; an
+    album shared (a member added, their role changed, another removed); public links."""
+    dave = (await alice.call("POST", "/admin/users", json={
+        "username": "dave", "email": "dave@example.org", "password": "correct horse battery",
+        "quota_bytes": 50_000_000}, expect=201))["data"]["user_id"]
+    await alice.call("PUT", f"/admin/users/{dave}", json={"quota_bytes": 100_000_000})
+    await alice.call("PUT", f"/admin/users/{dave}", json={"is_admin": True})
+    await alice.call("PUT", f"/admin/users/{dave}", json={"is_active": False})
+    await alice.call("PUT", f"/admin/users/{dave}", json={"is_active": True, "is_admin": False})
+    login = await client.post("/api/v1/auth/login", json={"username": "dave", "password": "correct horse battery"})
+    dave_user = User(client, (await login.json())["data"])
+    await dave_user.call("PUT", "/auth/password", json={"current_password": "correct horse battery",
+                                                         "new_password": "battery staple horse"})
+
+    await alice.call("POST", f"/albums/{album_id}/members", json={"username": "bob", "role": "viewer"}, expect=201)
+    await alice.call("PUT", f"/albums/{album_id}/members/{bob.user_id}", json={"role": "editor"})
+    await alice.call("POST", f"/albums/{album_id}/members", json={"username": "dave", "role": "viewer"}, expect=201)
+    await alice.call("DELETE", f"/albums/{album_id}/members/{dave}", expect=None)
+    await alice.call("POST", "/shared-links", json={"album_id": album_id, "allow_download": False}, expect=201)
+    link = (await alice.call("POST", "/shared-links", json={"asset_ids": [a1]}, expect=201))["data"]["link_id"]
+    await alice.call("DELETE", f"/shared-links/{link}", expect=None)
+
+
+async def drive_libraries(services: Services, alice: User, root: Path) -> None:
+    """Two external libraries of alice's: the first scanned three times with fixed findings (two
+    files indexed; one changed while the other went offline; that one back), the second indexed
+    then deleted. The scanner's findings go through the commands it calls (processors.library_scan)."""
+    async def library(name: str) -> tuple[int, int]:
+        (root / name).mkdir(parents=True)
+        created = (await alice.call("POST", "/admin/libraries", json={
+            "name": name, "owner_id": alice.user_id, "path": str(root / name)}, expect=201))["data"]
+        return created["library_id"], services.app.load_library(created["library_id"]).tasks[SCAN_QUEUE]["job_id"]
+
+    def scan(job_id: int, found: Callable[[Any], None], counts: dict[str, int]) -> None:
+        ticket = services.app.start_library_scan(job_id, "golden-worker")
+        assert ticket is not None, f"scan job {job_id} could not start"
+        found(ticket)
+        services.app.record_scan_progress(ticket, {"seen": 0, "indexed": 0, "changed": 0, "offline": 0,
+                                                   "returned": 0, "skipped": 0, **counts}, finished=True)
+
+    def new(path: str, tag: str) -> NewFile:
+        return NewFile(path, 2048, 1_780_000_000_000_000_000, tag * 64, "image/jpeg", "PHOTO")
+
+    family, job = await library("family")
+    heron, swan = (str(library_file_id(family, p)) for p in ("2025/heron.jpg", "2025/swan.jpg"))
+    scan(job, lambda t: services.app.index_library_files(t, [new("2025/heron.jpg", "a"), new("2025/swan.jpg", "b")]),
+         {"seen": 2, "indexed": 2})
+
+    def changes(ticket: Any) -> None:
+        services.app.change_library_files([ChangedFile(heron, 3072, 1_780_000_100_000_000_000, "c" * 64, "image/jpeg")])
+        services.app.set_library_files_presence([swan], offline=True)
+    job = (await alice.call("POST", f"/admin/libraries/{family}/scan", json={}, expect=None))["data"]["job_id"]
+    scan(job, changes, {"seen": 1, "changed": 1, "offline": 1})
+    job = (await alice.call("POST", f"/admin/libraries/{family}/scan", json={}, expect=None))["data"]["job_id"]
+    scan(job, lambda t: services.app.set_library_files_presence([swan], offline=False), {"seen": 2, "returned": 1})
+
+    old, job = await library("old")
+    scan(job, lambda t: services.app.index_library_files(t, [new("scan.jpg", "d")]), {"seen": 1, "indexed": 1})
+    catch_up(services)  # the route lists the library's files from the read model
+    await alice.call("DELETE", f"/admin/libraries/{old}", expect=None)
+
+
+async def drive(services: Services, client: TestClient, library_root: Path) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, list[int]]]:
     services.app.enrichment_tasks = frozenset(OPTIONAL_TASKS)  # every ML queue: their events too
     alice = await register(client, "alice")  # the first user: admin
     bob = await register(client, "bob")
@@ -136,8 +286,8 @@ async def drive(services: Services, client: TestClient) -> tuple[list[dict[str, 
     job = tasks_of(services, b1)["metadata_asset"]
     services.app.start_job(job["job_id"], "golden-worker")
     await bob.call("POST", f"/assets/{b1}/reprocess", json={"tasks": ["metadata_asset"]})
-    job = tasks_of(services, b1)["metadata_asset"]
-    run_job(services, job["job_id"], RESULTS["metadata_asset"])
+    job = tasks_of(services, b1)["metadata_asset"]  # this run finds damage a decoder reports
+    run_job(services, job["job_id"], {**RESULTS["metadata_asset"], "problems": ["truncated file: preview only"]})
 
     # Albums: create, update, add, move, remove, delete.
     album = (await alice.call("POST", "/albums", json={"album_name": "Winter", "description": "cold"}, expect=201))["data"]
@@ -157,6 +307,10 @@ async def drive(services: Services, client: TestClient) -> tuple[list[dict[str, 
     await alice.call("DELETE", f"/assets/{a2}", expect=None)
     a4 = (await alice.upload_bytes(photo + b"golden-2", "snow-again.jpg"))["data"]["asset_id"]
 
+    alice_more = await drive_library_features(services, alice, photo, a1)
+    await drive_sharing_and_users(client, alice, bob, a1, album_id)
+    await drive_libraries(services, alice, library_root)
+
     # A person erased: their account, asset and album, their key destroyed.
     carol = await register(client, "carol")
     c1 = (await carol.upload_bytes(photo + b"golden-carol", "carol-at-home.jpg"))["data"]["asset_id"]
@@ -166,7 +320,7 @@ async def drive(services: Services, client: TestClient) -> tuple[list[dict[str, 
 
     users = [{"username": "alice", "user_id": alice.user_id, "is_admin": True},
              {"username": "bob", "user_id": bob.user_id, "is_admin": False}]
-    return users, {"alice": [a1, a2, a3, a4], "bob": [b1]}, {"alice": [album_id, spare], "bob": [bob_album]}
+    return users, {"alice": [a1, a2, a3, a4, *alice_more], "bob": [b1]}, {"alice": [album_id, spare], "bob": [bob_album]}
 
 
 def stored_events(services: Services) -> list[dict[str, Any]]:
@@ -188,13 +342,14 @@ async def main_async(target: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(environ={}, data_dir=str(Path(tmp) / "data"), run_workers=False,
                                  password_memory_kib=1024, password_time_cost=1, jwt_secret="golden-log-" + "x" * 32,
-                                 job_backoff_base_seconds=0.05)
+                                 job_backoff_base_seconds=0.05,
+                                 library_roots=str(Path(tmp) / "libraries"))
         services = bootstrap(settings)
         try:
             client = TestClient(TestServer(create_app(services)))
             await client.start_server()
             try:
-                users, assets, albums = await drive(services, client)
+                users, assets, albums = await drive(services, client, Path(tmp) / "libraries")
                 for runner in services.runners.values():
                     runner.catch_up()
                 events = stored_events(services)
@@ -202,7 +357,7 @@ async def main_async(target: Path) -> None:
                             "SELECT user_id, data_key FROM personal_keys ORDER BY user_id")},
                         "erased": [r["user_id"] for r in services.db.query(
                             "SELECT user_id FROM personal_keys_erased ORDER BY user_id")]}
-                answers = await answer(client, services, users, questions(users, assets, albums))
+                answers = await answer(client, services, users, questions(users, assets, albums, FEATURES))
             finally:
                 await client.close()
         finally:
@@ -218,8 +373,10 @@ async def main_async(target: Path) -> None:
             f.write(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n")
     (target / "keys.json").write_text(json.dumps(keys, indent=1, sort_keys=True) + "\n")
     (target / "manifest.json").write_text(json.dumps(
-        {"written": date.today().isoformat(), "event_types": domain, "events": len(events),
-         "users": users, "assets": assets, "albums": albums}, indent=1, sort_keys=True) + "\n")
+        {"written": date.today().isoformat(),
+         "written_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "event_types": domain, "events": len(events),
+         "users": users, "assets": assets, "albums": albums,
+         "features": list(FEATURES)}, indent=1, sort_keys=True) + "\n")
     (target / "answers.json").write_text(json.dumps(answers, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     print(f"wrote {len(events)} events of {len(written)} types and {len(answers)} answers to {target}")
 

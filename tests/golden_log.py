@@ -3,7 +3,8 @@
 A golden log lives in `tests/golden/<name>/`: `events.jsonl` (the stored events exactly as the
 event store held them: topic, originator, version and the stored state as text), `keys.json`
 (the users' keys that sealed personal fields, which live outside the log), `manifest.json`
-(every event type and its version in the domain when it was written) and `answers.json` (what
+(every event type and its version in the domain when it was written, and the `features` whose
+questions it answers, see FEATURE_QUESTIONS) and `answers.json` (what
 the API answered, for each user, once the read models had followed the log live). A new version
 of the code loads the stored events into an empty store, rebuilds every read model from them
 and must answer the same. `scripts/make_golden_log.py` writes a new one; old ones are never
@@ -29,8 +30,17 @@ _VOLATILE = frozenset({"token", "refreshToken", "expiresAt", "took_ms", "generat
 
 
 def golden_logs() -> list[Path]:
-    """Every committed golden log, oldest first (names start with their date)."""
-    return sorted(p for p in GOLDEN.iterdir() if (p / "events.jsonl").is_file()) if GOLDEN.is_dir() else []
+    """Every committed golden log, oldest first: by the date its name starts with, then by the
+    time its manifest says it was written (`written_at`; logs from before it was recorded have
+    none and come first), then by name. Names alone do not order logs of one day."""
+    if not GOLDEN.is_dir():
+        return []
+    return sorted((p for p in GOLDEN.iterdir() if (p / "events.jsonl").is_file()), key=_written)
+
+
+def _written(path: Path) -> tuple[str, str, str]:
+    manifest = json.loads((path / "manifest.json").read_text()) if (path / "manifest.json").is_file() else {}
+    return path.name[:10], manifest.get("written_at", ""), path.name
 
 
 def read_stored_events(path: Path) -> list[dict[str, Any]]:
@@ -73,7 +83,23 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def questions(users: list[dict[str, Any]], assets: dict[str, list[str]], albums: dict[str, list[int]]) -> list[tuple[str, str, str, Any]]:
+# Questions about features a log's manifest names under `features` (logs written before a
+# feature existed do not ask them): (for admins only, paths).
+FEATURE_QUESTIONS: dict[str, tuple[bool, tuple[str, ...]]] = {
+    "people": (False, ("/people?include_hidden=true",)),
+    "trash": (False, ("/trash",)),
+    "duplicates": (False, ("/duplicates",)),
+    "places": (False, ("/places", "/map/markers")),
+    "sharing": (False, ("/albums?scope=all", "/shared-links")),
+    "libraries": (True, ("/admin/libraries",)),
+    "users": (True, ("/admin/users",)),
+}
+# Asked for each asset of a log with the "asset_detail" feature.
+DETAIL = "?include_tags=true&include_faces=true"
+
+
+def questions(users: list[dict[str, Any]], assets: dict[str, list[str]], albums: dict[str, list[int]],
+              features: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str, str, Any]]:
     """(user, method, path, body) of every question the answers record."""
     asked: list[tuple[str, str, str, Any]] = []
     for user in users:
@@ -85,12 +111,18 @@ def questions(users: list[dict[str, Any]], assets: dict[str, list[str]], albums:
         asked.append((name, "POST", "/assets/filter", {"filter": {"type": "PHOTO"}, "limit": 100}))
         for asset_id in assets.get(name, []):
             asked += [(name, "GET", f"/assets/{asset_id}", None), (name, "GET", f"/assets/{asset_id}/albums", None)]
+            if "asset_detail" in features:
+                asked.append((name, "GET", f"/assets/{asset_id}{DETAIL}", None))
         for album_id in albums.get(name, []):
             asked += [(name, "GET", f"/albums/{album_id}", None), (name, "GET", f"/albums/{album_id}/assets", None)]
         if user["is_admin"]:
             asked += [(name, "GET", p, None) for p in (
                 "/admin/river/jobs?limit=1000", "/admin/river/queues",
             )]
+        for feature in features:
+            admin_only, paths = FEATURE_QUESTIONS.get(feature, (False, ()))
+            if user["is_admin"] or not admin_only:
+                asked += [(name, "GET", p, None) for p in paths]
     return asked
 
 

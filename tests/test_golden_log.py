@@ -56,7 +56,8 @@ async def test_golden_log_replays_to_the_recorded_answers(log, services, aiohttp
     recorded = json.loads((log / "answers.json").read_text())
     client = await aiohttp_client(create_app(services))
     asked = [(a["user"], a["method"], a["path"], a["body"]) for a in recorded]
-    assert asked == questions(manifest["users"], manifest["assets"], manifest["albums"])
+    assert asked == questions(manifest["users"], manifest["assets"], manifest["albums"],
+                              manifest.get("features", ()))
     replayed = await answer(client, services, manifest["users"], asked)
     for then, now in zip(recorded, replayed):
         assert answers_as_recorded(now, then), f"{then['method']} {then['path']} as {then['user']} answers differently"
