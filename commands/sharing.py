@@ -151,8 +151,12 @@ class SharingCommands:
                 raise InvalidInput(f"at most {MAX_LINK_ASSETS} assets per link", "asset_ids")
             for raw in asset_ids:
                 try:
-                    asset = self.get_asset_for(owner_id, UUID(str(raw)))
-                except (ValueError, NotFound):
+                    asset_id = UUID(str(raw))
+                except ValueError:
+                    raise InvalidInput(f"asset id {raw!r} is not a UUID", "asset_ids") from None
+                try:
+                    asset = self.get_asset_for(owner_id, asset_id)
+                except NotFound:  # another user's asset is not found either
                     raise NotFound(f"asset {raw} not found among your assets") from None
                 if asset.is_deleted:
                     raise InvalidInput(f"asset {raw} is deleted", "asset_ids")

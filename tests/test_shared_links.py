@@ -172,7 +172,7 @@ async def test_link_creation_refuses_bad_input(client, media):
         ({}, 400),
         ({"album_id": lib["album"], "asset_ids": [lib["one"]]}, 400),
         ({"asset_ids": []}, 400),
-        ({"asset_ids": [bobs]}, 400),
+        ({"asset_ids": [bobs]}, 404),  # another user's asset is not found
         ({"asset_ids": ["not-a-uuid"]}, 400),
         ({"asset_ids": [lib["one"]], "expires_at": past}, 400),
         ({"asset_ids": [lib["one"]], "expires_at": "tomorrow"}, 400),
