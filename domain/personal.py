@@ -28,6 +28,7 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "Asset.FacesDetected": ("faces",),  # face embeddings: biometric data
     "Asset.CaptionRecorded": ("caption",),
     "Asset.LabelsRecorded": ("labels",),  # what the photos show
+    "Asset.Located": ("latitude", "longitude", "place"),  # where the owner was
     "PeopleBook.PersonNamed": ("name",),  # the names the owner gives the people in the photos
     "Album.Created": ("album_name", "description"),
     "Album.Updated": ("changes",),
@@ -42,10 +43,12 @@ def kind_of(value: Any) -> str:
         return "list"
     if isinstance(value, dict):
         return "object"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "number"
     return "text"
 
 
 def erased_value(kind: str) -> Any:
     """What an erased field reads as: of the kind its value was, so readers need no special case
-    (text says it was erased; lists and objects are empty; nothing stays nothing)."""
-    return {"null": None, "list": [], "object": {}}.get(kind, ERASED)
+    (text says it was erased; lists and objects are empty; a number and nothing become nothing)."""
+    return {"null": None, "number": None, "list": [], "object": {}}.get(kind, ERASED)
