@@ -119,13 +119,17 @@ class UserCommands:
 
         def attempt() -> Session:
             user: User = self.load(user_id_to_uuid(user_id), "user")
-            token = new_refresh_token(user_id)
-            now = self.now()
-            user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
-                        expires_at=now + self.refresh_token_ttl)
-            return Session(_view(user), token, self.save_and_position(user))
+            return self._new_session(user)
 
         return retry_on_conflict(attempt)
+
+    def _new_session(self: Darkroom, user: User) -> Session:
+        """Log the user in (a new refresh token) and save: what login and a password change share."""
+        token = new_refresh_token(user.user_id)
+        now = self.now()
+        user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
+                    expires_at=now + self.refresh_token_ttl)
+        return Session(_view(user), token, self.save_and_position(user))
 
     def refresh(self: Darkroom, refresh_token: str) -> Session:
         """Spend a refresh token for a new one. Presenting a spent token revokes them all."""
@@ -171,11 +175,7 @@ class UserCommands:
         def attempt() -> Session:
             user: User = self.load(user_id_to_uuid(user_id), "user")
             user.change_password(password_hash=new_hash)
-            token = new_refresh_token(user_id)
-            now = self.now()
-            user.log_in(at=now, token_id=token.token_id, secret_hash=token.secret_hash,
-                        expires_at=now + self.refresh_token_ttl)
-            return Session(_view(user), token, self.save_and_position(user))
+            return self._new_session(user)
 
         return retry_on_conflict(attempt)
 

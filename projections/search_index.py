@@ -224,38 +224,27 @@ class SearchIndexProjection(Projection):
         if tx.dialect == "sqlite":
             # Only documents whose text changed touch the FTS table (most events are ratings,
             # likes, embeddings): an FTS5 delete costs as much as an insert.
-            text = self.t("search_text")
-            stale, fresh = [], []
-            for state in states.values():
-                before = state.get("_indexed_text")
-                now = _text_of(state)
-                if before == now:
-                    continue
-                if before is not None:
-                    stale.append(state["doc_id"])
-                if now is not None:
-                    fresh.append((state["doc_id"], *now))
-                state["_indexed_text"] = now
-            delete_in(tx, text, "rowid", stale)
-            tx.executemany(f"INSERT INTO {text} (rowid, {', '.join(_TEXT_COLUMNS)}) VALUES (?, ?, ?, ?, ?)",
-                           fresh)
-            self._save_words(tx, states)
+            self._sync_fts(tx, "search_text", _TEXT_COLUMNS, states, "_indexed_text", _text_of)
+            self._sync_fts(tx, "search_words", WORD_COLUMNS, states, "_indexed_words", _words_of)
 
-    def _save_words(self, tx: Transaction, states: dict[str, Any]) -> None:
-        words = self.t("search_words")
+    def _sync_fts(self, tx: Transaction, name: str, columns: tuple[str, ...], states: dict[str, Any],
+                  marker: str, row_of: Any) -> None:
+        """Rewrite the FTS rows (rowid = doc_id) of the documents whose row changed; `marker` keeps
+        on each state what the table holds for it now."""
+        table = self.t(name)
         stale, fresh = [], []
         for state in states.values():
-            before, now = state.get("_indexed_words"), _words_of(state)
+            before, now = state.get(marker), row_of(state)
             if before == now:
                 continue
             if before is not None:
                 stale.append(state["doc_id"])
             if now is not None:
                 fresh.append((state["doc_id"], *now))
-            state["_indexed_words"] = now
-        delete_in(tx, words, "rowid", stale)
-        tx.executemany(f"INSERT INTO {words} (rowid, {', '.join(WORD_COLUMNS)}) "
-                       f"VALUES (?, {', '.join('?' * len(WORD_COLUMNS))})", fresh)
+            state[marker] = now
+        delete_in(tx, table, "rowid", stale)
+        tx.executemany(f"INSERT INTO {table} (rowid, {', '.join(columns)}) "
+                       f"VALUES (?, {', '.join('?' * len(columns))})", fresh)
 
     # -- reducers --------------------------------------------------------------------------------
 
