@@ -285,15 +285,14 @@ async def _authenticate(request: web.Request) -> tuple[int, bool]:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <access token>'")
     services = request.app[SERVICES]
     claims = services.tokens.verify(token.strip())
-    state = await asyncio.get_running_loop().run_in_executor(None, _auth_state, services, claims.user_id)
+    state, erased = await asyncio.get_running_loop().run_in_executor(None, _auth_state, services, claims.user_id)
     if state is None:  # a valid signature for a user this store does not know: log in again
         raise Unauthorized("access token is not valid for any user here")
     if not state.is_active:
         raise Unauthorized("this account is deactivated")
     if state.session_epoch != claims.session_epoch:
         raise Unauthorized("this session has ended (password changed or account closed); log in again")
-    keys = getattr(services.app.mapper, "keys", None)
-    if keys is not None and keys.is_erased(claims.user_id):  # an erased person's tokens die with them
+    if erased:  # an erased person's tokens die with them
         raise Unauthorized("this account was erased")
     return claims.user_id, state.is_admin
 
@@ -309,20 +308,24 @@ async def optional_user(request: web.Request) -> tuple[int, bool] | None:
         return None
 
 
-def _auth_state(services: Services, user_id: int) -> Any:
+def _auth_state(services: Services, user_id: int) -> tuple[Any, bool]:
+    """(the user's account state or None, whether they were erased): database reads, so they run
+    in a worker thread, never on the event loop."""
     from projections.users import AuthState
 
+    keys = getattr(services.app.mapper, "keys", None)
+    erased = keys is not None and keys.is_erased(user_id)
     state = services.users.auth_state(user_id)
     if state is not None:
-        return state
+        return state, erased
     # Not in the directory yet (its projection lags the registration): ask the aggregate.
     from domain.errors import NotFound
 
     try:
         user = services.app.get_user(user_id)
     except NotFound:
-        return None
-    return AuthState(user.is_active, user.is_admin, user.session_epoch)
+        return None, erased
+    return AuthState(user.is_active, user.is_admin, user.session_epoch), erased
 
 
 def route(

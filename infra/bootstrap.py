@@ -220,7 +220,7 @@ def bootstrap(settings: Settings) -> Services:
     settings.ensure_data_dir()
     with prepared_database(settings):
         app = Darkroom(env=eventstore_env(settings))
-        harden_event_store(app)
+        harden_event_store(app, settings)
         db = Database(settings)
         runners = {
             name: ProjectionRunner(app, db, cls(), batch_size=settings.projection_batch_size)

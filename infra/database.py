@@ -119,6 +119,9 @@ class Database:
                 timeout=OUTAGE_WAIT_SECONDS,  # a request waits this long for a connection, then 503
                 check=ConnectionPool.check_connection,  # broken by a restart: replaced on checkout
             )
+            from infra.breaker import breaker_for
+
+            breaker_for(settings.postgres_server()).guard(self._pool)  # an outage fails callers at once
         else:
             settings.ensure_data_dir()
 

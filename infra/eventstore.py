@@ -70,15 +70,18 @@ LIBPQ_LIMITS = {
 }
 
 
-def harden_event_store(app: Any) -> None:
-    """Give the event store's connections libpq's limits (eventsourcing passes none) and replace
-    those it opened already."""
+def harden_event_store(app: Any, settings: Settings) -> None:
+    """Give the event store's connections libpq's limits (eventsourcing passes none), replace
+    those it opened already, and put the server's circuit breaker in front of its pool."""
     datastore = getattr(app.recorder, "datastore", None)
     pool = getattr(datastore, "pool", None)
     if pool is None or not hasattr(pool, "kwargs"):
         return  # SQLite
     pool.kwargs.update(LIBPQ_LIMITS)
     pool.drain()
+    from infra.breaker import breaker_for
+
+    breaker_for(settings.postgres_server()).guard(pool)
 
 
 class DatabaseUnavailable(Exception):

@@ -194,6 +194,11 @@ class Settings:
             "dbname": url.path.strip("/"),
         }
 
+    def postgres_server(self) -> str:
+        """`host:port/dbname`: names the server in logs and keys its circuit breaker."""
+        parts = self.postgres_parts()
+        return f"{parts['host']}:{parts['port']}/{parts['dbname']}"
+
     def public_dict(self) -> dict[str, Any]:
         """The settings as `darkroom config` prints them: secrets masked by key, never by
         searching for their value (a user name equal to the password once showed it)."""

@@ -37,6 +37,13 @@ class TcpProxy:
         for s in sockets:
             try:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                # close() alone does not wake a pump thread blocked in recv() on this socket (Linux),
+                # and the kernel then keeps the connection open and ACKing: the peer's next query
+                # waited forever. shutdown() wakes it, and the peer sees the connection end.
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
                 s.close()
             except OSError:
                 pass
