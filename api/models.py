@@ -171,14 +171,21 @@ class AssetStatus(BaseModel):
 
 
 class SpeciesPrediction(BaseModel):
-    label: str = Field(description="common name")
+    label: str = Field(description="common name (for a label class standing alone: the class)")
     scientific_name: str | None = None
     score: float
-    taxonomy: dict[str, str] = Field(default_factory=dict)
+    taxonomy: dict[str, str] = Field(default_factory=dict, description="kingdom, phylum, class, order, "
+                                     "family: the ranks known")
+    source: str | None = Field(default=None, description="zero-shot (CLIP) or label-classes (approximate)")
+    classes: list[str] = Field(default_factory=list, description="label-classes: the label model's "
+                               "classes behind this species, best first (dog breeds, say)")
 
 
 class SpeciesPart(BaseModel):
     model: str | None = None
+    source: str | None = Field(default=None, description="zero-shot: a CLIP-family model against "
+                               "species names; label-classes: approximate, from the label model's "
+                               "animal classes")
     skipped: str | None = Field(default=None, description="why the task did not run (no model)")
     predictions: list[SpeciesPrediction] = Field(default_factory=list, description="best first")
 

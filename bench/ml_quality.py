@@ -13,6 +13,9 @@ get) on every photo and RAW file of the truth file, and prints per file and in t
   apart (who is who: the truth notes, listed in SAME_PERSON below);
 - labels: a listed subject among the top-5 labels (aim >= 0.7 of photos with subjects), when a
   label model is installed (the [ml] extra); otherwise said so;
+- species (label-classes, the default without CLIP): each live animal of the truth (cat, dog,
+  bird, butterfly, bee) found among the top-3 approximate species, as that species or within its
+  taxon (a bird anywhere in Aves, a butterfly in Lepidoptera);
 - speed: ms per image for OCR and faces, and photos/s of the default pipeline (metadata +
   thumbnails + OCR + faces) against metadata + thumbnails alone, in this one process.
 """
@@ -170,6 +173,23 @@ def cluster(faces: list[tuple[str, int, np.ndarray]]) -> list[int]:
     return out
 
 
+# The truth's animal words as the taxon a prediction must name (species, or a rank of its taxonomy).
+TAXON_OF_ANIMAL = {"cat": "Felis catus", "dog": "Canis lupus familiaris", "bird": "Aves", "birds": "Aves",
+                   "butterfly": "Lepidoptera", "honeybee": "Hymenoptera", "bee": "Hymenoptera"}
+
+
+def live_animals(row: dict[str, str]) -> list[str]:
+    """The truth's animals of a photo, as taxa; models and sculptures (in brackets) are not live."""
+    found = []
+    for part in row["animals"].split(";"):
+        part = part.strip()
+        if part and not part.startswith("("):
+            word = part.split()[0].lower().strip(",")
+            if word in TAXON_OF_ANIMAL:
+                found.append(TAXON_OF_ANIMAL[word])
+    return found
+
+
 def labels_report(rows: list[dict[str, str]]) -> None:
     try:
         from processors.ml import labels
@@ -181,21 +201,39 @@ def labels_report(rows: list[dict[str, str]]) -> None:
         return
     scratch = Path(tempfile.mkdtemp(prefix="ml-labels-"))
     hits = total = 0
+    species_hits = species_total = 0
     for row in rows:
         subjects = [s.strip().lower() for s in row["labels"].split(";") if s.strip()]
-        if not subjects:
+        animals = live_animals(row)
+        if not subjects and not animals:
             continue
         job = job_for(MEDIA / row["path"], scratch)
         try:
-            top = labels.top_labels(job_images(job, frames=1)[0], 5)
+            image = job_images(job, frames=1)[0]
         except Exception:
             continue
+        if animals:
+            from processors.ml.label_species import species_of_classes
+
+            probs, names = labels.probabilities(image)
+            species = species_of_classes(probs, names, 3)
+            taxa = [{p["scientific_name"], *p["taxonomy"].values()} for p in species]
+            found = [any(animal in t for t in taxa) for animal in animals]
+            species_hits += sum(found)
+            species_total += len(animals)
+            print(f"  species {row['path']:47} {sum(found)}/{len(animals)} "
+                  f"{', '.join(p['label'] + ' ' + str(round(p['score'], 2)) for p in species) or '(none)'}")
+        if not subjects:
+            continue
+        top = labels.top_labels(image, 5)
         names = " ".join(t["label"].lower() for t in top)
         ok = any(any(word in names for word in s.split()) for s in subjects)
         hits += ok
         total += 1
         print(f"  labels {row['path']:48} {'HIT ' if ok else 'miss'} {', '.join(t['label'] for t in top)}")
     print(f"labels: a listed subject among the top 5 in {hits}/{total} = {hits / max(1, total):.3f} (aim >= 0.7)")
+    print(f"species (label-classes): a live animal of the truth among the top 3 in "
+          f"{species_hits}/{species_total} = {species_hits / max(1, species_total):.3f}")
 
 
 if __name__ == "__main__":

@@ -106,7 +106,9 @@ class Settings:
     # off. OCR and faces default to the built-in models shipped in the default install's packages
     # (processors.ml.BUILTIN_OCR / BUILTIN_FACE); a directory or hub id selects a transformers one.
     model_clip: str = ""
-    model_species: str = ""
+    # Approximate species from the label model's animal classes where the [ml] extra is installed;
+    # a CLIP or SigLIP model here gives zero-shot species instead.
+    model_species: str = "efficientnet-lite0"
     model_ocr: str = "pp-ocrv6"
     model_face: str = "blazeface+dlib-resnet"
     model_caption: str = ""

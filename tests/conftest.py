@@ -34,7 +34,7 @@ def make_settings(tmp_path: Path, backend: str, schema: str | None = None, **ext
         jwt_secret="test-secret-" + uuid.uuid4().hex,
         # The built-in OCR and face models are the product's default; tests that are not about
         # them keep uploads to the core tasks (ML tests turn them on with `model_ocr=...`).
-        **({"run_workers": False, "model_ocr": "", "model_face": "", "model_labels": ""} | extra),
+        **({"run_workers": False, "model_ocr": "", "model_face": "", "model_labels": "", "model_species": ""} | extra),
     )
     if backend == "postgres":
         settings.database_url = PG_URL

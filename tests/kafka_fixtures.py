@@ -148,6 +148,7 @@ class KafkaDarkroom:
             "DARKROOM_JOB_MAX_ATTEMPTS": str(s.job_max_attempts),
             "DARKROOM_MODEL_OCR": s.model_ocr, "DARKROOM_MODEL_FACE": s.model_face,
             "DARKROOM_MODEL_LABELS": s.model_labels,
+            "DARKROOM_MODEL_SPECIES": s.model_species,
             **more,
         })
         return environ

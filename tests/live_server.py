@@ -37,7 +37,7 @@ class LiveServer:
             "DARKROOM_DATABASE_URL": database_url, "DARKROOM_DATABASE_SCHEMA": schema,
             "DARKROOM_PASSWORD_MEMORY_KIB": "1024", "DARKROOM_PASSWORD_TIME_COST": "1",
             # Built-in OCR and faces off unless a test asks for them (they are not what most test).
-            "DARKROOM_MODEL_OCR": "", "DARKROOM_MODEL_FACE": "", "DARKROOM_MODEL_LABELS": "",
+            "DARKROOM_MODEL_OCR": "", "DARKROOM_MODEL_FACE": "", "DARKROOM_MODEL_LABELS": "", "DARKROOM_MODEL_SPECIES": "",
             **env,
         })
         self.log = open(data_dir.parent / f"server-{self.port}.log", "w")

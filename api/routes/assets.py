@@ -288,6 +288,10 @@ async def _enrichments(ctx: Ctx, row: dict[str, Any], asset: dict[str, Any]) -> 
             asset[key] = {"skipped": skipped[task]} if task in skipped else None
             continue
         value = dict(value)
+        if part == "species":
+            from processors.ml import BUILTIN_LABELS
+
+            value["source"] = "label-classes" if value.get("model") == BUILTIN_LABELS else "zero-shot"
         if part == "faces":
             from projections.people import People
 

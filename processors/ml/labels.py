@@ -66,13 +66,18 @@ def pixels(image: Any) -> np.ndarray:
     return ((crop - 127.0) / 128.0).transpose(2, 0, 1)
 
 
-def top_labels(image: Any, k: int = TOP_K, threads: int = 1) -> list[dict[str, Any]]:
-    """[{label, score}] best first, at most k, each at least MIN_SCORE."""
+def probabilities(image: Any, threads: int = 1) -> tuple[Any, list[str]]:
+    """The photo's probability for each of the 1000 classes (a torch vector), and their names."""
     import torch
 
     net, names = model(threads)
     with torch.inference_mode():
-        probs = net(torch.from_numpy(pixels(image))[None]).softmax(-1)[0]
+        return net(torch.from_numpy(pixels(image))[None]).softmax(-1)[0], names
+
+
+def top_labels(image: Any, k: int = TOP_K, threads: int = 1) -> list[dict[str, Any]]:
+    """[{label, score}] best first, at most k, each at least MIN_SCORE."""
+    probs, names = probabilities(image, threads)
     values, indices = probs.topk(k)
     return [{"label": names[int(i)], "score": round(float(v), 4)}
             for v, i in zip(values, indices) if float(v) >= MIN_SCORE]

@@ -1,7 +1,12 @@
-"""Zero-shot species: the photo's CLIP-family embedding against the embeddings of the species
-labels shipped in `species_labels.txt` (scientific and common names with their taxonomy), top-k
-with scores. The model is configurable (`DARKROOM_MODEL_SPECIES`, any CLIP or SigLIP model; a
-general one such as openai/clip-vit-base-patch32 works, a biology-tuned one works better)."""
+"""Species of a photo, top-k with scores and taxonomy, from one of two sources (`source`):
+
+- `zero-shot` (a CLIP or SigLIP model named by `DARKROOM_MODEL_SPECIES`; a general one such as
+  openai/clip-vit-base-patch32 works, a biology-tuned one works better): the photo's embedding
+  against the embeddings of the species labels shipped in `species_labels.txt`;
+- `label-classes` (the default where the `[ml]` extra is installed, `DARKROOM_MODEL_SPECIES=
+  efficientnet-lite0`): the animal classes of the built-in label model, approximate
+  (processors/ml/label_species.py).
+"""
 
 from __future__ import annotations
 
@@ -28,7 +33,8 @@ class SpeciesLabel:
 
     def as_prediction(self, score: float) -> dict[str, Any]:
         return {"label": self.common_name, "scientific_name": self.scientific_name,
-                "score": round(float(score), 6), "taxonomy": dict(zip(RANKS, self.taxonomy))}
+                "score": round(float(score), 6), "taxonomy": dict(zip(RANKS, self.taxonomy)),
+                "source": "zero-shot"}
 
 
 @lru_cache(maxsize=4)
@@ -48,7 +54,7 @@ def process_species(job: Any, model: str | None = None, device: str | None = Non
                     batch_size: str | None = None, top_k: str | None = None,
                     threads: str | None = None) -> dict[str, Any]:
     """Top-k species of a photo, best first."""
-    from processors.ml import skipped_reason
+    from processors.ml import BUILTIN_LABELS, skipped_reason
     from processors.ml.clip import load_clip
     from processors.ml.images import job_images
     from processors.ml.models import cached, choice_for
@@ -57,12 +63,20 @@ def process_species(job: Any, model: str | None = None, device: str | None = Non
     if not choice.model:
         return {"skipped": skipped_reason("process_species")}
     images = job_images(job, frames=1)
+    k = max(1, int(top_k or TOP_K))
+    if choice.model == BUILTIN_LABELS:
+        from processors.ml.label_species import species_of_classes
+        from processors.ml.labels import MODEL_ID, probabilities
+        from processors.ml.models import thread_count
+
+        probs, names = probabilities(images[0], thread_count(threads))
+        return {"model": MODEL_ID, "predictions": species_of_classes(probs, names, k)}
     clip = load_clip(choice)
     labels = load_labels()
     # The label embeddings are the same for every photo: made once per model in this process.
     label_vectors = cached("species-labels", choice.model, choice.device,
                            lambda: clip.embed_texts([label.prompt for label in labels]))
     scores = clip.scores(clip.embed_images(images), label_vectors).mean(axis=0)
-    k = max(1, min(int(top_k or TOP_K), len(labels)))
+    k = min(k, len(labels))
     best = sorted(range(len(labels)), key=lambda i: (-scores[i], i))[:k]
     return {"model": clip.model_id, "predictions": [labels[i].as_prediction(scores[i]) for i in best]}
