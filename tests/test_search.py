@@ -302,6 +302,19 @@ async def test_semantic_search_ranks_by_meaning_within_the_filter(semantic_servi
     assert not {a["asset_id"] for a in data["assets"]} & set(bob_ids.values())
     assert (await semantic(alice, "cat", {"owner_id": bob.user_id}))["total"] == 0
 
+    # Within an album alice shares with bob: her album's pictures only, ranked the same, for both.
+    album = (await alice.call("POST", "/albums", {"album_name": "cats"}, expect=201))["data"]["album_id"]
+    for name in ("cat_on_beach.jpg", "mountain.jpg", "dog_on_beach.jpg"):
+        await alice.call("POST", f"/albums/{album}/assets/{ids[name]}")
+    await alice.call("POST", f"/albums/{album}/members", {"username": "bob", "role": "viewer"}, expect=201)
+    settle(services)
+    for user in (alice, bob):
+        data = await semantic(user, "cat", {"album_id": album})
+        assert [name_of[a["asset_id"]] for a in data["assets"]] == [
+            "cat_on_beach.jpg", "mountain.jpg", "dog_on_beach.jpg"] and data["total"] == 3
+    assert [name_of[a["asset_id"]] for a in (await semantic(bob, "cat", {"album_id": album, "rating": 5}))["assets"]] \
+        == ["cat_on_beach.jpg", "dog_on_beach.jpg"]
+
     # A deleted picture leaves the ranking.
     services.app.delete_asset(alice.user_id, uuid.UUID(ids["cat.jpg"]))
     settle(services)

@@ -283,27 +283,28 @@ async def search_assets(ctx: Ctx) -> web.Response:
     OCR text, AI caption, description, tags, place names and file name, ranked (BM25) with a
     `score`; a query with no words is 400. `semantic`: assets ranked by how well their image
     matches the text, with a `score` (503 when no embedding model is set). `filter` narrows each;
-    `filter.album_id` searches within one album (owned or shared with the caller; filename search
-    only)."""
+    `filter.album_id` searches within one album, owned or shared with the caller (all three
+    kinds; 404 for an album the caller may not see)."""
     body: SearchBody = ctx.body
     limit = min(body.limit, MAX_LIMIT)
-    if body.filter is not None and body.filter.album_id is not None:
-        if body.search_type != "filename":
-            raise InvalidInput("filter.album_id goes with search_type 'filename' (or POST /assets/filter)",
-                               "album_id")
-        return await _in_album(ctx, body.filter.album_id, _filter_of(body), limit, body.offset, body.query)
+    album_id = body.filter.album_id if body.filter is not None else None
+    if album_id is not None:
+        if body.search_type == "filename":
+            return await _in_album(ctx, album_id, _filter_of(body), limit, body.offset, body.query)
+        if await ctx.run(Access(ctx.services.db).album, ctx.user_id, album_id) is None:
+            raise NotFound(f"album {album_id} not found")
     if body.search_type == "text":
         from infra.search.embedded import query_words
 
         if not query_words(body.query):
             raise InvalidInput("query has no words to search for", "query")
         assets, total = await ctx.run(ctx.services.search.text, ctx.user_id, _filter_of(body),
-                                      body.query, limit, body.offset)
+                                      body.query, limit, body.offset, album_id)
         return ok({"assets": assets, "limit": limit, "offset": body.offset, "total": total})
     if body.search_type == "semantic":
         try:
             assets, total = await ctx.run(ctx.services.search.semantic, ctx.user_id, _filter_of(body),
-                                          body.query, limit, body.offset)
+                                          body.query, limit, body.offset, album_id)
         except SearchUnavailable as exc:
             return fail(
                 503, f"semantic search is unavailable: {exc}",

@@ -27,13 +27,16 @@ log = logging.getLogger("darkroom.search")
 Hits = list[tuple[str, float | None]]
 
 
-def assets_by_id(db: Database, owner_id: int, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
+def assets_by_id(db: Database, owner_id: int | None, asset_ids: list[str]) -> dict[str, dict[str, Any]]:
     """The owner's live catalog assets among these ids (an index answers ids; the catalog the
-    rest). Deleted ones are left out: Elasticsearch may not have the delete yet."""
+    rest); any owner's with `owner_id` None (ids already scoped by the access rule, as those of
+    an album shared with the caller). Deleted ones are left out: Elasticsearch may not have the
+    delete yet."""
     found: dict[str, dict[str, Any]] = {}
+    owner_sql, owner_args = ("owner_id = ? AND ", (owner_id,)) if owner_id is not None else ("", ())
     for part in chunks(list(asset_ids)):
-        rows = db.query(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE owner_id = ? AND is_deleted = 0 "
-                        f"AND asset_id IN ({', '.join('?' * len(part))})", (owner_id, *part))
+        rows = db.query(f"SELECT {CATALOG_COLUMNS} FROM catalog_assets WHERE {owner_sql}is_deleted = 0 "
+                        f"AND asset_id IN ({', '.join('?' * len(part))})", (*owner_args, *part))
         found.update((r["asset_id"], asset_from_row(r)) for r in rows)
     return found
 
@@ -113,7 +116,7 @@ class SearchService:
         self.elastic.error = describe(exc)
         self._retry_at = time.monotonic() + 2.0
 
-    def _assets(self, owner_id: int, hits: Hits) -> list[dict[str, Any]]:
+    def _assets(self, owner_id: int | None, hits: Hits) -> list[dict[str, Any]]:
         found = assets_by_id(self.db, owner_id, [asset_id for asset_id, _ in hits])
         out = []
         for asset_id, score in hits:
@@ -149,25 +152,26 @@ class SearchService:
         return self._assets(owner_id, hits), total
 
     def text(self, owner_id: int, f: AssetFilter, query: str, limit: int,
-             offset: int) -> tuple[list[dict[str, Any]], int]:
+             offset: int, album_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of the owner's assets that pass the filter and contain words of `query` (OCR
         text, caption, description, tags, file name), best match first with a `score` (BM25 on
         Elasticsearch and SQLite; ts_rank_cd on PostgreSQL's embedded index), and how many
-        matched."""
+        matched. With `album_id` (an album the caller may see: the route checked), the album's
+        assets instead, whoever owns them; answered from the embedded index, which holds albums."""
         from infra.search.embedded import query_words
 
         answer = None
-        if self._use_elastic() and not f.needs_sql:
+        if self._use_elastic() and not f.needs_sql and album_id is None:
             try:
                 answer = self.elastic.text(owner_id, f, query_words(query), limit, offset)
             except Exception as exc:
                 self._fail(exc)
         if answer is None:
-            answer = self.embedded.text(owner_id, f, query, limit, offset)
-        return self._assets(owner_id, answer[0]), answer[1]
+            answer = self.embedded.text(owner_id, f, query, limit, offset, album_id)
+        return self._assets(owner_id if album_id is None else None, answer[0]), answer[1]
 
     def semantic(self, owner_id: int, f: AssetFilter, query: str, limit: int,
-                 offset: int) -> tuple[list[dict[str, Any]], int]:
+                 offset: int, album_id: int | None = None) -> tuple[list[dict[str, Any]], int]:
         """A page of the owner's assets that pass the filter, nearest in meaning to `query`
         first, each with its `score` (cosine similarity), and how many were ranked."""
         if self.embedder is None:
@@ -178,14 +182,14 @@ class SearchService:
             raise SearchUnavailable(str(exc)) from None
         model = self.embedder.model_id
         answer = None
-        if self._use_elastic() and not f.needs_sql:
+        if self._use_elastic() and not f.needs_sql and album_id is None:
             try:
                 answer = self.elastic.semantic(owner_id, f, vector, model, limit, offset)
             except Exception as exc:
                 self._fail(exc)
         if answer is None:
-            answer = self.embedded.semantic(owner_id, f, vector, model, limit, offset)
-        return self._assets(owner_id, answer[0]), answer[1]
+            answer = self.embedded.semantic(owner_id, f, vector, model, limit, offset, album_id)
+        return self._assets(owner_id if album_id is None else None, answer[0]), answer[1]
 
     def health(self) -> dict[str, Any]:
         report: dict[str, Any] = {

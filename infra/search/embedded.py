@@ -94,9 +94,16 @@ class EmbeddedIndex:
     # -- filters -----------------------------------------------------------------------------
 
     def _where(self, owner_id: int, f: AssetFilter, filename_contains: str | None,
-               tx: Transaction | None = None) -> tuple[list[str], list[Any]]:
-        where = ["owner_id = ?", "is_deleted = 0"]
-        params: list[Any] = [owner_id]
+               tx: Transaction | None = None, album_id: int | None = None) -> tuple[list[str], list[Any]]:
+        if album_id is None:
+            where = ["owner_id = ?", "is_deleted = 0"]
+            params: list[Any] = [owner_id]
+        else:  # within an album the caller may see (checked by the access rule): any owner's assets
+            where = ["asset_id IN (SELECT asset_id FROM album_assets WHERE album_id = ?)", "is_deleted = 0"]
+            params = [album_id]
+            if f.owner_id is not None:
+                where.append("owner_id = ?")
+                params.append(f.owner_id)
         conditions, values = filter_conditions(f, self.db.dialect)
         where += conditions
         params += values
@@ -108,7 +115,7 @@ class EmbeddedIndex:
             where.append(sql)
             params += values
             needles.append(("contains", filename_contains.lower()))
-        if self.db.dialect == "sqlite" and tx is not None:
+        if self.db.dialect == "sqlite" and tx is not None and album_id is None:
             phrases: list[str] = []
             for mode, needle in needles:
                 phrases += self._accelerate(mode, needle, where, params)
@@ -167,13 +174,14 @@ class EmbeddedIndex:
     # -- full text ---------------------------------------------------------------------------
 
     def text(self, owner_id: int, f: AssetFilter, query: str, limit: int,
-             offset: int) -> tuple[list[tuple[str, float | None]], int]:
+             offset: int, album_id: int | None = None) -> tuple[list[tuple[str, float | None]], int]:
         """One page of (asset_id, score) best match first (any of the query's words; more and
-        rarer words rank higher), and how many matched."""
+        rarer words rank higher), and how many matched. With `album_id`, among that album's assets
+        instead of the owner's."""
         words = query_words(query)
-        if not words or f.owner_id is not None and f.owner_id != owner_id:
+        if not words or album_id is None and f.owner_id is not None and f.owner_id != owner_id:
             return [], 0
-        where, params = self._where(owner_id, f, None)
+        where, params = self._where(owner_id, f, None, album_id=album_id)
         clause = " AND ".join(where)
         with self.db.reader() as tx:
             if tx.dialect == "postgres":
@@ -222,17 +230,18 @@ class EmbeddedIndex:
         return index
 
     def semantic(self, owner_id: int, f: AssetFilter, vector: list[float], model: str,
-                 limit: int, offset: int) -> tuple[list[tuple[str, float | None]], int]:
+                 limit: int, offset: int, album_id: int | None = None) -> tuple[list[tuple[str, float | None]], int]:
         """One page of (asset_id, cosine similarity) best first among the assets that pass the
-        filter and have an embedding of `model`, and how many those are."""
-        if f.owner_id is not None and f.owner_id != owner_id:
+        filter and have an embedding of `model`, and how many those are. With `album_id`, among
+        that album's assets instead of the owner's."""
+        if album_id is None and f.owner_id is not None and f.owner_id != owner_id:
             return [], 0
         with self.db.reader() as tx:
             if tx.dialect == "postgres":
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            where, params = self._where(owner_id, f, None, tx)
+            where, params = self._where(owner_id, f, None, tx, album_id)
             index = self._vector_index(tx, model, len(vector))
-            if len(where) == 2:  # no filter but the owner's: the vector index knows those slots
+            if len(where) == 2 and album_id is None:  # no filter but the owner's: the vector index knows those slots
                 with index.lock:
                     slots = index.owner_slots(owner_id)
                     total = len(slots)
