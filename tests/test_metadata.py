@@ -21,11 +21,10 @@ from typing import Any
 
 import pytest
 
-import processors.metadata as metadata
 from domain.asset import SPECIFIC_METADATA_FIELDS
 from processors.base import JobInput, UnprocessableMedia
+from processors.metadata import exiftool_process, extract_metadata
 from tests.media_jobs import job_for
-from processors.metadata import extract_metadata
 
 BUDGET_S = 60.0
 TOP_LEVEL_KEYS = {"width", "height", "duration", "taken_time", "taken_time_local", "specific_metadata"}
@@ -428,13 +427,13 @@ def test_garbage_raises_unprocessable_media_naming_the_file(
 def test_one_exiftool_process_is_kept_and_restarted_when_it_died(media: Path, tmp_path: Path) -> None:
     job = job_for(media / "photo/apple_iphone_4_gps.jpg", tmp_path)
     within_budget(job)
-    first = metadata._exiftool._process.pid
+    first = exiftool_process._exiftool._process.pid
     within_budget(job)
-    assert metadata._exiftool._process.pid == first
+    assert exiftool_process._exiftool._process.pid == first
     os.kill(first, signal.SIGKILL)
     time.sleep(0.2)
     assert within_budget(job)["specific_metadata"]["camera_model"] == "iPhone 4"
-    assert metadata._exiftool._process.pid != first
+    assert exiftool_process._exiftool._process.pid != first
 
 
 def test_a_stuck_exiftool_is_killed_and_the_call_fails(
@@ -442,8 +441,8 @@ def test_a_stuck_exiftool_is_killed_and_the_call_fails(
 ) -> None:
     job = job_for(media / "photo/apple_iphone_4_gps.jpg", tmp_path)
     within_budget(job)
-    monkeypatch.setattr(metadata, "EXIFTOOL_TIMEOUT_S", 1.0)
-    stuck = metadata._exiftool._process.pid
+    monkeypatch.setattr(exiftool_process, "EXIFTOOL_TIMEOUT_S", 1.0)
+    stuck = exiftool_process._exiftool._process.pid
     os.kill(stuck, signal.SIGSTOP)  # it will answer nothing, ever
     started = time.monotonic()
     with pytest.raises(UnprocessableMedia, match="longer than 1 s"):
@@ -451,17 +450,17 @@ def test_a_stuck_exiftool_is_killed_and_the_call_fails(
     assert time.monotonic() - started < 15
     # The next call gets a fresh process.
     assert within_budget(job)["specific_metadata"]["camera_model"] == "iPhone 4"
-    assert metadata._exiftool._process.pid != stuck
+    assert exiftool_process._exiftool._process.pid != stuck
 
 
 def test_exiftool_dying_in_the_middle_of_a_call_fails_that_call_at_once(media: Path, tmp_path: Path) -> None:
     job = job_for(media / "photo/apple_iphone_4_gps.jpg", tmp_path)
     within_budget(job)
-    dying = metadata._exiftool._process.pid
+    dying = exiftool_process._exiftool._process.pid
     os.kill(dying, signal.SIGSTOP)  # hold it mid-call, then kill it
     threading.Timer(0.5, os.kill, args=(dying, signal.SIGKILL)).start()
     started = time.monotonic()
     with pytest.raises(UnprocessableMedia, match="died"):
         within_budget(job, budget=20)
-    assert time.monotonic() - started < metadata.EXIFTOOL_TIMEOUT_S / 2
+    assert time.monotonic() - started < exiftool_process.EXIFTOOL_TIMEOUT_S / 2
     assert within_budget(job)["specific_metadata"]["camera_model"] == "iPhone 4"
