@@ -85,7 +85,7 @@ class Leadership:
             if self.held:
                 log.info("%s: leadership released", self.name)
             self._released = True
-            self._drop()
+            self._drop(unlock=True)
             self.held = False
 
     # -- PostgreSQL --------------------------------------------------------------------------
@@ -135,8 +135,16 @@ class Leadership:
             return False
         return True
 
-    def _drop(self) -> None:
+    def _drop(self, unlock: bool = False) -> None:
         if self._conn is not None:
+            try:
+                if unlock and self.held:
+                    # Unlocked before the answer returns, so a standby asking right after gets it;
+                    # closing alone ends the session asynchronously (a busy server was seen to
+                    # refuse the next holder for a moment).
+                    self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (self._key(),))
+            except Exception:
+                pass
             try:
                 self._conn.close()  # ends the session: PostgreSQL drops its advisory locks
             except Exception:
