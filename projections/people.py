@@ -5,8 +5,10 @@ of its faces' embeddings) is nearest by cosine, when that is at least `SAME_PERS
 otherwise it starts a new person. Faces are taken in log order and ties go to the smaller person
 id, and person ids are made from the event that founded them, so replaying the log gives the same
 people. A new detection of an asset (reprocess) first takes its old faces out of their people, as
-does deleting the asset; a person left with no face is gone, and faces recorded on an asset after
-its deletion (a job that was running meanwhile) are ignored. People never span owners.
+does moving the asset to the trash; a person left with no face is gone, and faces recorded on an
+asset after its deletion (a job that was running meanwhile) are ignored. A trashed asset's faces
+are kept aside (`people_trashed`): restoring it puts them back into people as a new detection
+would (a pinned face back into its person); a purge forgets them. People never span owners.
 
 The owner's corrections (`PeopleBook` events) apply in log order too: a name or hiding is a column
 of the person; a merge folds the merged people's faces and vectors into the kept person and
@@ -38,7 +40,7 @@ PERSON_NAMESPACE = UUID("3b0d1f7a-58a4-4c41-9d55-7d0e5c2a8b61")
 FACE_COLUMNS = ["face_id", "asset_id", "owner_id", "face_index", "box", "confidence", "embedding",
                 "person_id", "model", "crop"]
 PERSON_COLUMNS = ["person_id", "owner_id", "vector_sum", "face_count"]
-ASSET_TOPICS = ("Asset.Uploaded", "Asset.FacesDetected", "Asset.Deleted")
+ASSET_TOPICS = ("Asset.Uploaded", "Asset.FacesDetected", "Asset.Deleted", "Asset.Restored", "Asset.Purged")
 BOOK_TOPICS = ("PeopleBook.PersonNamed", "PeopleBook.PersonHidden", "PeopleBook.PeopleMerged",
                "PeopleBook.FaceMoved")
 
@@ -49,14 +51,17 @@ def threshold_for(model: str) -> float:
 
 class PeopleProjection(Projection):
     name = "people"
-    tables = ("people_assets", "people_faces", "people", "people_aliases", "people_pins")
+    tables = ("people_assets", "people_faces", "people", "people_aliases", "people_pins", "people_trashed")
     # 2: faces recorded after the asset's deletion are ignored; 3: UUID person ids, per-model
-    # thresholds, names, hiding, merges and moved faces
-    schema_version = 3
+    # thresholds, names, hiding, merges and moved faces; 4: a restored asset's faces come back
+    schema_version = 4
 
     def create_tables(self, tx: Transaction) -> None:
-        assets, faces, people, aliases, pins = (self.t(b) for b in self.tables)
+        assets, faces, people, aliases, pins, trashed = (self.t(b) for b in self.tables)
         tx.execute(f"CREATE TABLE {assets} (asset_id TEXT PRIMARY KEY, owner_id BIGINT NOT NULL)")
+        # A trashed asset: its owner and its faces as detected (JSON), until restored or purged.
+        tx.execute(f"CREATE TABLE {trashed} (asset_id TEXT PRIMARY KEY, owner_id BIGINT NOT NULL, "
+                   "faces TEXT NOT NULL)")
         tx.execute(
             f"""CREATE TABLE {faces} (
                 face_id TEXT PRIMARY KEY,
@@ -119,9 +124,14 @@ class PeopleProjection(Projection):
                 batch.new_assets.add(asset_id)
             elif topic == "Asset.FacesDetected":
                 batch.replace_faces(asset_id, e)
-            else:
+            elif topic == "Asset.Deleted":
+                batch.trash(asset_id)
                 batch.replace_faces(asset_id, None)
                 batch.forget(asset_id)  # later faces of the deleted asset find no owner
+            elif topic == "Asset.Restored":
+                batch.restore(asset_id, e.originator_version)
+            else:  # Asset.Purged
+                batch.trashed[asset_id] = None
         batch.save()
 
 
@@ -140,7 +150,7 @@ class _Corrections:
 
     def __init__(self, projection: PeopleProjection, tx: Transaction) -> None:
         self.tx = tx
-        self.assets, self.faces, self.people, self.aliases, self.pins = (projection.t(b) for b in projection.tables)
+        self.assets, self.faces, self.people, self.aliases, self.pins, _ = (projection.t(b) for b in projection.tables)
 
     def person(self, owner_id: int, person_id: str) -> Row | None:
         return self.tx.fetchone(
@@ -222,9 +232,14 @@ class _Batch:
         self.pins: dict[str, str] = {}  # face id -> person id, for the batch's assets
         self.touched_people: set[str] = set()
         self.deleted: set[str] = set()
+        # asset -> (owner, faces as detected) while in the trash; None: to forget
+        self.trashed: dict[str, tuple[int, list[dict[str, Any]]] | None] = {}
 
     def load(self, asset_ids: set[str]) -> None:
-        assets, faces, _, aliases, pins = (self.p.t(b) for b in self.p.tables)
+        assets, faces, _, aliases, pins, trashed = (self.p.t(b) for b in self.p.tables)
+        for row in rows_in(self.tx, f"SELECT asset_id, owner_id, faces FROM {trashed}", "asset_id", asset_ids):
+            self.trashed[row["asset_id"]] = (int(row["owner_id"]), json.loads(row["faces"]))
+        self.loaded_trashed = dict(self.trashed)
         for row in rows_in(self.tx, f"SELECT asset_id, owner_id FROM {assets}", "asset_id", asset_ids):
             self.owners[row["asset_id"]] = int(row["owner_id"])
         for row in rows_in(self.tx, f"SELECT {', '.join(FACE_COLUMNS)} FROM {faces}", "asset_id", asset_ids,
@@ -233,7 +248,7 @@ class _Batch:
         for asset_id in asset_ids:
             self.faces.setdefault(asset_id, [])
         self.loaded_faces = {a: list(f) for a, f in self.faces.items()}
-        owners = sorted(set(self.owners.values()))
+        owners = sorted(set(self.owners.values()) | {kept[0] for kept in self.trashed.values() if kept})
         if owners:
             # Pins of these owners whose face id names one of these assets (ids are "<asset>:<i>").
             for row in rows_in(self.tx, f"SELECT face_id, person_id FROM {pins}", "owner_id", owners):
@@ -271,9 +286,13 @@ class _Batch:
             norm = float(np.linalg.norm(vector))
             vector = vector / norm if norm else vector
             face_id = f"{asset_id}:{index}"
-            person_id = self.pins.get(face_id) or self.nearest(people, vector, threshold)
+            # A restored face (it carries the person it was in) goes back to that person while it
+            # exists (a named one is kept with no faces), else the nearest, else founds it again.
+            before = face.get("person_id")
+            person_id = (self.pins.get(face_id) or (before if before in people else None)
+                         or self.nearest(people, vector, threshold))
             if person_id is None:
-                person_id = str(uuid5(PERSON_NAMESPACE, f"{asset_id}:{e.originator_version}:{index}"))
+                person_id = before or str(uuid5(PERSON_NAMESPACE, f"{asset_id}:{e.originator_version}:{index}"))
             if person_id not in people:
                 people[person_id] = {"sum": np.zeros_like(vector), "count": 0}
             people[person_id]["sum"] = people[person_id]["sum"] + vector
@@ -285,6 +304,33 @@ class _Batch:
                 "embedding": json.dumps(vector.tolist()), "person_id": person_id, "model": e.model,
                 "crop": face.get("crop"),  # the face cut out (a derived file), when the processor made one
             })
+
+    def trash(self, asset_id: str) -> None:
+        """Keep the asset's faces aside, as detected, for a restore."""
+        owner = self.owners.get(asset_id)
+        if owner is None:
+            return
+        faces = [{"box": json.loads(f["box"]), "confidence": float(f["confidence"]),
+                  "embedding": json.loads(f["embedding"]), "crop": f.get("crop"), "model": f["model"],
+                  "person_id": f["person_id"]}
+                 for f in sorted(self.faces.get(asset_id, []), key=lambda f: int(f["face_index"]))]
+        self.trashed[asset_id] = (owner, faces)
+
+    def restore(self, asset_id: str, version: int) -> None:
+        """Out of the trash: the asset is the owner's again and its faces join people anew."""
+        kept = self.trashed.get(asset_id)
+        if kept is None:
+            return
+        self.trashed[asset_id] = None
+        owner, faces = kept
+        self.owners[asset_id] = owner
+        self.new_assets.add(asset_id)
+        self.deleted.discard(asset_id)
+        if faces:
+            from types import SimpleNamespace
+
+            self.replace_faces(asset_id, SimpleNamespace(model=faces[0]["model"], faces=faces,
+                                                         originator_version=version))
 
     def forget(self, asset_id: str) -> None:
         self.owners.pop(asset_id, None)
@@ -305,7 +351,12 @@ class _Batch:
         return best
 
     def save(self) -> None:
-        assets, faces, people_table, _, _ = (self.p.t(b) for b in self.p.tables)
+        assets, faces, people_table, _, _, trashed = (self.p.t(b) for b in self.p.tables)
+        changed_trash = sorted(a for a, v in self.trashed.items() if v != self.loaded_trashed.get(a))
+        delete_in(self.tx, trashed, "asset_id", changed_trash)
+        upsert(self.tx, trashed, ["asset_id", "owner_id", "faces"], "asset_id",
+               [(a, self.trashed[a][0], json.dumps(self.trashed[a][1])) for a in changed_trash
+                if self.trashed[a] is not None])
         upsert(self.tx, assets, ["asset_id", "owner_id"], "asset_id",
                [(a, self.owners[a]) for a in sorted(self.new_assets)])
         delete_in(self.tx, assets, "asset_id", self.deleted)
@@ -320,13 +371,17 @@ class _Batch:
         for owner, people in self.people.items():
             for person_id in sorted(self.touched_people & set(people)):
                 person = people[person_id]
-                if person["count"] > 0:
-                    keep.append((person_id, owner, json.dumps(person["sum"].tolist()), person["count"]))
-                else:
+                keep.append((person_id, owner, json.dumps(person["sum"].tolist()), max(0, person["count"])))
+                if person["count"] <= 0:
                     gone.append(person_id)
-        # Upserting these columns keeps a person's name and hiding.
+        # Upserting these columns keeps a person's name and hiding. A person left with no face is
+        # gone, unless the owner named or hid them: kept (unlisted) for faces that come back from
+        # the trash.
         upsert(self.tx, people_table, PERSON_COLUMNS, "person_id", keep)
-        delete_in(self.tx, people_table, "person_id", gone)
+        for part in range(0, len(gone), 500):
+            ids = gone[part:part + 500]
+            self.tx.execute(f"DELETE FROM {people_table} WHERE name = '' AND hidden = 0 "
+                            f"AND person_id IN ({', '.join('?' * len(ids))})", ids)
 
 
 class People:
@@ -355,7 +410,7 @@ class People:
         "(SELECT COUNT(DISTINCT f.asset_id) FROM people_faces f WHERE f.person_id = p.person_id) AS asset_count, "
         "(SELECT f.face_id FROM people_faces f WHERE f.person_id = p.person_id "
         " ORDER BY f.confidence DESC, f.face_id LIMIT 1) AS cover_face_id "
-        "FROM people p WHERE p.owner_id = ?")
+        "FROM people p WHERE p.owner_id = ? AND p.face_count > 0")
 
     def people(self, owner_id: int, include_hidden: bool = False, limit: int = 100,
                offset: int = 0) -> tuple[list[dict[str, Any]], int]:
@@ -363,7 +418,8 @@ class People:
         hidden = "" if include_hidden else " AND p.hidden = 0"
         rows = self.db.query(f"{self._PERSON_SELECT}{hidden} ORDER BY p.face_count DESC, p.person_id "
                              "LIMIT ? OFFSET ?", (owner_id, limit, offset))
-        total = self.db.query_one(f"SELECT COUNT(*) AS n FROM people p WHERE p.owner_id = ?{hidden}", (owner_id,))
+        total = self.db.query_one(f"SELECT COUNT(*) AS n FROM people p WHERE p.owner_id = ? AND p.face_count > 0"
+                                  f"{hidden}", (owner_id,))
         return [person_dto(r) for r in rows], int(total["n"]) if total else 0
 
     def person(self, owner_id: int, person_id: str) -> dict[str, Any] | None:

@@ -136,3 +136,36 @@ async def test_people_routes_refuse_bad_input_and_other_users(library: Any) -> N
     await alice.call("GET", "/people?include_hidden=maybe", expect=400)
     # Nothing of that changed anything.
     assert await people_of(alice) == people
+
+
+async def test_a_trashed_photo_leaves_people_and_a_restored_one_comes_back_with_its_names(library: Any) -> None:
+    services, _, alice, ids = library
+    people = await people_of(alice)
+    him = people[0]["person_id"]  # the man seen twice, both faces on one photo
+    await alice.call("PUT", f"/people/{him}", json={"name": "Traveller"})
+    walking = (await alice.call("GET", f"/assets/{ids['walking']}?include_faces=true"))["data"]["faces"]["faces"]
+
+    await alice.call("DELETE", f"/assets/{ids['two']}")
+    await alice.call("DELETE", f"/assets/{ids['walking']}")
+    listed = await people_of(alice)
+    assert him not in {p["person_id"] for p in listed} and len(listed) == 1  # the smiling man alone
+    await alice.call("GET", f"/people/{him}", expect=404)
+    found = await alice.call("POST", "/assets/filter", json={"filter": {"person_ids": [him]}})
+    assert found["data"]["total"] == 0
+
+    await alice.call("POST", "/trash/restore", json={"asset_ids": [ids["two"], ids["walking"]]})
+    restored = await people_of(alice)
+    assert sorted((p["person_id"], p["name"], p["face_count"]) for p in restored) == sorted(
+        (p["person_id"], p["name"] if p["person_id"] != him else "Traveller", p["face_count"]) for p in people)
+    again = (await alice.call("GET", f"/assets/{ids['walking']}?include_faces=true"))["data"]["faces"]["faces"]
+    assert [f["person_id"] for f in again] == [f["person_id"] for f in walking]  # the same person id
+
+    before = await people_of(alice)
+    rebuild(services.app, services.db, PROJECTIONS["people"], batch_size=2)
+    assert await people_of(alice) == before
+
+    # Emptied from the trash: gone for good, and the name with no faces stays unlisted.
+    await alice.call("DELETE", f"/assets/{ids['two']}")
+    await alice.call("POST", "/trash/empty", json={"asset_ids": [ids["two"]]})
+    assert him not in {p["person_id"] for p in await people_of(alice)}
+    assert services.db.query("SELECT asset_id FROM people_trashed") == []
