@@ -11,6 +11,7 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from commands.albums import AlbumCommands
 from commands.assets import AssetCommands
+from commands.backfill import BackfillCommands
 from commands.duplicates import DuplicateCommands
 from commands.erasure import ErasureCommands
 from commands.jobs import JobCommands
@@ -44,7 +45,8 @@ class RefreshTokenAsDict(Transcoding):
 
 
 class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackCommands, DuplicateCommands,
-               JobCommands, PeopleCommands, SharingCommands, LibraryCommands, ErasureCommands, Application[UUID]):
+               JobCommands, PeopleCommands, SharingCommands, LibraryCommands, ErasureCommands, BackfillCommands,
+               Application[UUID]):
     """One application, one event store, one notification log that every projection follows.
 
     Command methods take and return ids and values, never aggregates. Each returns the position

@@ -304,6 +304,33 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     return 0 if report.clean else 1
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Places, stacks and fingerprints for photos stored before this release (see
+    commands/backfill.py); prints progress, then a summary. Safe to run again."""
+    import time
+    from collections import Counter
+    from uuid import UUID
+
+    from infra.bootstrap import bootstrap
+
+    services = bootstrap(_settings(args))
+    try:
+        rows = services.db.query("SELECT asset_id FROM catalog_assets WHERE is_deleted = 0 ORDER BY asset_id")
+        total, done, shown = len(rows), Counter(), time.monotonic()
+        print(f"backfill: {total} assets to look at", file=sys.stderr)
+        for n, row in enumerate(rows, 1):
+            done.update(services.app.backfill_asset(UUID(row["asset_id"]), fingerprints=not args.no_fingerprints))
+            if time.monotonic() - shown >= 2 or n == total:
+                shown = time.monotonic()
+                print(f"backfill: {n}/{total} assets; places {done['place']}, stacks {done['stack']}, "
+                      f"fingerprints queued {done['fingerprint']}", file=sys.stderr)
+    finally:
+        services.close()
+    print(json.dumps({"assets": total, "places": done["place"], "stacks": done["stack"],
+                      "fingerprints_queued": done["fingerprint"]}))
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(settings.public_dict(), indent=2, default=str))
@@ -385,6 +412,10 @@ def parser() -> argparse.ArgumentParser:
     fs.add_argument("--no-rehash", action="store_true", help="compare sizes only")
     fs.set_defaults(func=cmd_fsck)
 
+    bf = sub.add_parser("backfill", help="places, stacks and fingerprints for photos stored before this release")
+    bf.add_argument("--no-fingerprints", action="store_true",
+                    help="do not queue the thumbnail task for photos without a fingerprint")
+    bf.set_defaults(func=cmd_backfill)
     config = sub.add_parser("config", help="print the effective settings")
     config.set_defaults(func=cmd_config)
     return p
