@@ -53,6 +53,10 @@ class Projection:
     # Bump when the tables or what the handlers write change: existing installs then replay.
     schema_version: ClassVar[int] = 1
     _handlers: ClassVar[dict[str, str]]
+    # True while a rebuild bulk-loads fresh tables aside (`projections.runner.rebuild`): `save`
+    # may then leave out what `create_indexes` derives from the loaded rows in one pass (the
+    # search index's FTS5 tables), since nothing reads the tables before they are swapped in.
+    bulk_loading = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,7 +85,8 @@ class Projection:
 
     def create_indexes(self, tx: Transaction) -> None:
         """Secondary indexes. A rebuild creates them after its bulk load: filling a table and
-        then indexing it is faster than keeping every index current row by row."""
+        then indexing it is faster than keeping every index current row by row. When
+        `bulk_loading`, this also builds what `save` left out."""
 
     def create(self, tx: Transaction) -> None:
         self.create_tables(tx)

@@ -29,6 +29,7 @@ ranked by BM25; on PostgreSQL a `tsvector` expression of the same columns with a
 from __future__ import annotations
 
 import json
+import operator
 import sys
 import uuid
 from array import array
@@ -50,6 +51,8 @@ DOCUMENT_COLUMNS = [
     "city_key", "place_text", "tags",
 ]
 _JSON = frozenset({"sources"})
+_ROW = operator.itemgetter(*DOCUMENT_COLUMNS)
+_SOURCES, _EMBEDDING = DOCUMENT_COLUMNS.index("sources"), DOCUMENT_COLUMNS.index("embedding")
 _TEXT_COLUMNS = ("filename_lower", "description", "ocr_text", "caption")
 # What full-text search reads, in this order (the BM25 weights in infra.search.text follow it).
 WORD_COLUMNS = ("original_filename", "description", "ocr_text", "caption", "tags", "place_text")
@@ -193,6 +196,14 @@ class SearchIndexProjection(Projection):
         for column in ("filename_lower", "filename_reversed"):
             tx.execute(f"CREATE INDEX {self.index_name(table, column)} "
                        f"ON {table} (owner_id, is_deleted, {column})")
+        if self.bulk_loading and tx.dialect == "sqlite":
+            # A rebuild's bulk load wrote the documents alone: each FTS5 table is filled from
+            # them in one statement (what `_text_of` and `_words_of` give, rowid = doc_id),
+            # without a row of Python per document (about half the time of the inserts).
+            for name, columns in (("search_text", _TEXT_COLUMNS), ("search_words", WORD_COLUMNS)):
+                tx.execute(f"INSERT INTO {self.t(name)} (rowid, {', '.join(columns)}) "
+                           f"SELECT doc_id, {', '.join(f'coalesce({c}, {chr(39) * 2})' for c in columns)} "
+                           f"FROM {table} WHERE is_deleted = 0")
 
     def load(self, tx: Transaction, keys: set[str]) -> dict[str, Any]:
         table = self.t("search_documents")
@@ -213,14 +224,17 @@ class SearchIndexProjection(Projection):
         top = tx.fetchone(f"SELECT MAX(seq) AS seq FROM {table}")
         seq = int(top["seq"] or 0) + 1 if top else 1
         rows = []
-        for _, state in sorted(states.items()):
+        for key in sorted(states):
+            state = states[key]
             state["seq"] = seq
-            rows.append(tuple(
-                (json.dumps(state[c]) if state[c] is not None else None) if c in _JSON
-                else vector_bytes(state[c]) if c == "embedding" else state[c]
-                for c in DOCUMENT_COLUMNS
-            ))
+            row = list(_ROW(state))
+            if row[_SOURCES] is not None:
+                row[_SOURCES] = json.dumps(row[_SOURCES])
+            row[_EMBEDDING] = vector_bytes(row[_EMBEDDING])
+            rows.append(row)
         upsert(tx, table, DOCUMENT_COLUMNS, "asset_id", rows)
+        if self.bulk_loading:
+            return  # the FTS5 tables are filled from the documents after the load (create_indexes)
         if tx.dialect == "sqlite":
             # Only documents whose text changed touch the FTS table (most events are ratings,
             # likes, embeddings): an FTS5 delete costs as much as an insert.
