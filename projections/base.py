@@ -30,7 +30,12 @@ def ts(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    if utc.year < 1000:  # strftime does not pad %Y below 1000 (on glibc): keep its text
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime's, at a third of its cost (a rebuild formats every timestamp).
+    return "%d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
 def to_json(value: Any) -> str:

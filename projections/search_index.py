@@ -104,6 +104,16 @@ def _words_of(doc: dict[str, Any]) -> tuple[str, ...] | None:
     return tuple(doc[c] or "" for c in WORD_COLUMNS)
 
 
+def _taken_times(value: Any) -> tuple[str | None, str | None]:
+    """`(taken_instant(value), sortable_time(value))`, parsed once when they must agree: a time
+    without surrounding spaces that reads as a UTC instant from year 1000 on has the same text
+    both ways (isoformat's and ts's, the same conversion to UTC); otherwise each as it is."""
+    taken = taken_instant(value)
+    if taken is not None and taken[0] != "0" and value == value.strip():
+        return taken, taken
+    return taken, sortable_time(value)
+
+
 def doc_id_of(asset_id: str) -> int:
     """A stable 63-bit integer per asset: FTS5 rowids and vector slots are integers."""
     return uuid.UUID(asset_id).int >> 65
@@ -280,11 +290,12 @@ class SearchIndexProjection(Projection):
 
     @handles("Asset.Uploaded")
     def uploaded(self, doc: Any, e: Any) -> dict[str, Any]:
-        asset_id = str(e.originator_id)
+        originator = e.originator_id
+        asset_id = str(originator)
         lower = e.original_filename.lower()
         upload_time = ts(e.upload_time)
         return {
-            "asset_id": asset_id, "doc_id": doc_id_of(asset_id), "seq": 0,
+            "asset_id": asset_id, "doc_id": originator.int >> 65, "seq": 0,  # doc_id_of, unparsed
             "version": e.originator_version, "owner_id": e.owner_id, "type": e.asset_type,
             "repository_id": e.repository_id,
             "is_raw": 1 if e.mime_type in RAW_MIME_TYPES else 0, "rating": 0, "liked": 0,
@@ -316,8 +327,8 @@ class SearchIndexProjection(Projection):
         metadata = e.specific_metadata or {}
         doc["sources"]["extracted"] = {f: metadata[f] for f in ("camera_make", "lens_model") if f in metadata}
         self._merge(doc)
-        return self._stamp(doc, e, taken_utc=taken_instant(e.taken_time),
-                           sort_time=sortable_time(e.taken_time) or doc["upload_time"])
+        taken, sort_time = _taken_times(e.taken_time)
+        return self._stamp(doc, e, taken_utc=taken, sort_time=sort_time or doc["upload_time"])
 
     @handles("Asset.MetadataUpdated")
     def metadata_updated(self, doc: Any, e: Any) -> Any:
