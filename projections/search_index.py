@@ -13,7 +13,9 @@ SQL, on SQLite helped by an FTS5 trigram table; semantic search over the stored 
 - `search_generation` holds one id per copy of the tables. `darkroom projections rebuild
   search_index` builds a new copy aside and swaps it in with a new generation; a mirror that sees
   a new generation builds a new index aside and swaps its alias, so searches never see a
-  half-built index anywhere.
+  half-built index anywhere. While the copy aside is bulk-loaded it gets the documents alone;
+  its FTS5 tables are then filled from them in one statement each, and its indexes made, before
+  the catch-up under the lock writes as live does.
 
 Documents hold what filters select on, with the catalog's semantics (`projections.queries`):
 normalised camera make, lens key, RAW flag, taken instant; the lower-cased filename and its
