@@ -44,6 +44,7 @@ from projections.catalog import Catalog, CatalogProjection  # noqa: E402
 from projections.queries import AssetFilter, date_bound  # noqa: E402
 from commands import Darkroom  # noqa: E402
 from infra.eventstore import eventstore_env  # noqa: E402
+from infra.personal_data import KeyStore, saving_for  # noqa: E402
 from projections.runner import ensure_positions_table, rebuild  # noqa: E402
 from projections.search_index import DOCUMENT_COLUMNS, SearchIndexProjection  # noqa: E402
 
@@ -132,9 +133,16 @@ def main() -> int:
     # The events go into the event store as they would have been appended, then each projection
     # is built as `darkroom projections rebuild` builds it (bulk read, fast decode, indexes after).
     app = Darkroom(env=eventstore_env(settings))
+    # Personal fields are sealed with their owner's key as `Darkroom.save` seals them (and the
+    # rebuild opens them, as a real one does).
+    keys = KeyStore(Database(settings))
+    keys.ensure_table()
+    app.mapper.keys = keys  # type: ignore[attr-defined]
+    owners = {e.originator_id: e.owner_id for e in events if isinstance(e, Asset.Uploaded)}
     started = time.perf_counter()
-    for i in range(0, len(events), 10_000):
-        app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events[i:i + 10_000]])
+    with saving_for(owners):
+        for i in range(0, len(events), 10_000):
+            app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events[i:i + 10_000]])
     print(f"stored them in {time.perf_counter() - started:.1f} s")
     del events
     started = time.perf_counter()

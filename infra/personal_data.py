@@ -168,9 +168,12 @@ class PersonalDataMapper(Mapper[Any]):
     def _open(self, event: Any, name: str, fields: tuple[str, ...]) -> None:
         self.open_fields(event.__dict__, name, fields)
 
-    def open_fields(self, state: dict[str, Any], name: str, fields: tuple[str, ...]) -> None:
+    def open_fields(self, state: dict[str, Any], name: str, fields: tuple[str, ...],
+                    ciphers: dict[bytes, AESGCM] | None = None) -> None:
         """Open the sealed fields of one event's state in place (erased ones read as erased);
-        `projections.replay` calls this on the states it decodes itself."""
+        `projections.replay` calls this on the states it decodes itself, with `ciphers`, its
+        cache of a cipher per key (made once, not per field; the key is still looked up here
+        each time, so an erased owner's fields read as erased at once)."""
         for field in fields:
             value = state.get(field)
             if not is_sealed(value):
@@ -181,4 +184,10 @@ class PersonalDataMapper(Mapper[Any]):
                 state[field] = erased_value(kind)
                 continue
             raw = base64.b64decode(data)
-            state[field] = orjson.loads(AESGCM(key).decrypt(raw[:12], raw[12:], _aad(owner, name, field)))
+            if ciphers is None:
+                cipher = AESGCM(key)
+            else:
+                cipher = ciphers.get(key)
+                if cipher is None:
+                    cipher = ciphers[key] = AESGCM(key)
+            state[field] = orjson.loads(cipher.decrypt(raw[:12], raw[12:], _aad(owner, name, field)))

@@ -30,7 +30,12 @@ def ts(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+    if utc.year < 1000:  # strftime does not pad %Y below 1000 (on glibc): keep its text
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same text as strftime's, at a third of its cost (a rebuild formats every timestamp).
+    return "%d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (
+        utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
 def to_json(value: Any) -> str:
@@ -53,6 +58,10 @@ class Projection:
     # Bump when the tables or what the handlers write change: existing installs then replay.
     schema_version: ClassVar[int] = 1
     _handlers: ClassVar[dict[str, str]]
+    # True while a rebuild bulk-loads fresh tables aside (`projections.runner.rebuild`): `save`
+    # may then leave out what `create_indexes` derives from the loaded rows in one pass (the
+    # search index's FTS5 tables), since nothing reads the tables before they are swapped in.
+    bulk_loading = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,7 +90,8 @@ class Projection:
 
     def create_indexes(self, tx: Transaction) -> None:
         """Secondary indexes. A rebuild creates them after its bulk load: filling a table and
-        then indexing it is faster than keeping every index current row by row."""
+        then indexing it is faster than keeping every index current row by row. When
+        `bulk_loading`, this also builds what `save` left out."""
 
     def create(self, tx: Transaction) -> None:
         self.create_tables(tx)

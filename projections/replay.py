@@ -74,12 +74,27 @@ class ReplayedEvent:
     event's timestamp, and parsing it was the largest single cost of decoding."""
 
     def __init__(self, replay: Replay, originator_id: Any, originator_version: int, state: dict[str, Any],
-                 deep: bool) -> None:
-        self.__dict__["_replay"] = replay
-        self.__dict__["_deep"] = deep
-        self.__dict__["_state"] = state
-        self.__dict__["_id"] = originator_id
-        self.originator_version = originator_version
+                 marks: int) -> None:
+        """`marks`: how many transcoded values the stored state holds (`"_type_"` in its text)."""
+        attributes = self.__dict__
+        attributes["_replay"] = replay
+        attributes["_state"] = state
+        attributes["_id"] = originator_id
+        attributes["originator_version"] = originator_version
+        # Only a transcoded value itself (a dict with `_type_`) needs reviving when nothing is
+        # transcoded inside containers: the rest reads as stored, set here at once (a first
+        # read through __getattr__ costs a microsecond, and reducers read most fields).
+        top = 0
+        for name, value in state.items():
+            if type(value) is dict and "_type_" in value:
+                top += 1
+            else:
+                attributes[name] = value
+        deep = marks != top  # transcoded values beyond whole fields (the timestamp): all revived
+        attributes["_deep"] = deep
+        if deep:
+            for name in state:
+                attributes.pop(name, None)
 
     def __getattr__(self, name: str) -> Any:
         if name == "originator_id":
@@ -119,6 +134,8 @@ class Replay:
         self._reducers: dict[str, Any] = {}  # topic -> bound reducer, or None when not handled
         self._versions: dict[str, int] = {}
         self._sealed: dict[str, tuple[str, ...]] = {}
+        # The AES-GCM cipher of each key that opened fields, for this replay only (one a user).
+        self._ciphers: dict[bytes, Any] = {}
 
     # -- decoding ---------------------------------------------------------------------------------
 
@@ -143,11 +160,9 @@ class Replay:
             return self.app.mapper.to_domain_event(notification)  # an old shape: upcast as live
         fields = self._personal(notification.topic)
         if fields:  # sealed personal fields: opened with their owner's key (infra.personal_data)
-            self.app.mapper.open_fields(state, notification.topic.partition(":")[2], fields)
-        # Transcoded values in the state beyond those that are whole fields (the timestamp)?
-        top = sum(1 for v in state.values() if type(v) is dict and "_type_" in v)
-        deep = notification.state.count(_TYPE_MARK) != top
-        return ReplayedEvent(self, notification.originator_id, notification.originator_version, state, deep)
+            self.app.mapper.open_fields(state, notification.topic.partition(":")[2], fields, self._ciphers)
+        return ReplayedEvent(self, notification.originator_id, notification.originator_version, state,
+                             notification.state.count(_TYPE_MARK))
 
     def _personal(self, topic: str) -> tuple[str, ...]:
         """The personal fields of events of this topic, which the mapper opens with their

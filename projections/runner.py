@@ -191,6 +191,8 @@ def _rebuild(
     with db.transaction() as tx:
         shadow.drop_tables(tx)
         shadow.create_tables(tx)
+    # Until its indexes are made, the copy aside is written in bulk (nothing reads it yet).
+    shadow.bulk_loading = True
     replay = Replay(app, shadow, max_states=max_states)
     position = 0
     replayed = 0
@@ -215,6 +217,8 @@ def _rebuild(
     with db.transaction() as tx:
         replay.flush(tx)
         shadow.create_indexes(tx)
+    # The catch-up under the lock below writes as live does, onto complete tables.
+    shadow.bulk_loading = False
 
     with db.transaction() as tx:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
