@@ -59,7 +59,8 @@ def add_asset(services: Services, owner_id: int, filename: str, *, make: str | N
 
 
 def settle(services: Services) -> None:
-    services.wait_for(services.app.recorder.max_notification_id() or 0)
+    # wait_for answers False after the 5 s read wait; on two busy cores a big library takes longer.
+    assert services.wait_for(services.app.recorder.max_notification_id() or 0, timeout=300)
 
 
 async def filter_ids(user: User, flt: dict[str, Any] | None = None, **page: Any) -> list[str]:

@@ -79,7 +79,10 @@ def one_asset_mirrored(services: Services) -> tuple[int, Any, str]:
 
 
 def settle(services: Services) -> None:
-    services.wait_for(services.app.recorder.max_notification_id() or 0)
+    # wait_for gives up after the read wait (5 s) and answers False: a 4000-asset library on two
+    # busy cores can take longer, and the test then compared a half-built index (seen twice).
+    head = services.app.recorder.max_notification_id() or 0
+    assert services.wait_for(head, timeout=300), "read models did not catch up in 300 s"
     if services.search.elastic is not None:
         services.search.elastic.catch_up()
 
