@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import once_or_conflict, retry_on_conflict
 from domain.album import Album, check_album_description, check_album_name
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.ids import album_id_to_uuid
-from domain.indexes import Sequence
 
 if TYPE_CHECKING:
     from commands.application import Darkroom
@@ -41,10 +39,7 @@ class AlbumCommands:
         cover = self._check_cover(user_id, cover_asset_id)
 
         def attempt() -> tuple[int, int]:
-            try:
-                albums = self.repository.get(Sequence.create_id("albums"))
-            except AggregateNotFoundError:
-                albums = Sequence(name="albums")
+            albums = self._sequence("albums")
             album_id = albums.next_value()
             album = Album(
                 album_id=album_id, user_id=user_id, album_name=album_name,

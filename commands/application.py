@@ -70,6 +70,13 @@ class Darkroom(UserCommands, AssetCommands, AlbumCommands, TrashCommands, StackC
         except AggregateNotFoundError:
             raise NotFound(f"{what} not found") from None
 
+    def _sequence(self, name: str) -> Sequence:
+        """The named id sequence (users, albums, shared links, libraries), new when none yet."""
+        try:
+            return self.repository.get(Sequence.create_id(name))
+        except AggregateNotFoundError:
+            return Sequence(name=name)
+
     def exists(self, aggregate_id: UUID) -> bool:
         try:
             self.repository.get(aggregate_id)

@@ -20,7 +20,6 @@ from commands.job_ids import JobIds
 from commands.retry import retry_on_conflict
 from domain.asset import OPTIONAL_TASKS, Asset, check_vector, task_priority, tasks_for
 from domain.errors import InvalidInput
-from domain.indexes import Sequence
 from domain.job import Job, job_id_to_uuid
 
 if TYPE_CHECKING:
@@ -65,12 +64,6 @@ class JobCommands:
     enrichment_tasks: frozenset[str] = frozenset()
     # No shared sequence on the upload path (see commands.job_ids).
     job_ids = JobIds()
-
-    def _sequence(self: Darkroom, name: str) -> Sequence:
-        try:
-            return self.repository.get(Sequence.create_id(name))
-        except AggregateNotFoundError:
-            return Sequence(name=name)
 
     def _new_jobs(self: Darkroom, asset: Asset, queues: tuple[str, ...] | list[str]) -> list[Job]:
         now = self.now()

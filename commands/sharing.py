@@ -18,7 +18,6 @@ from domain.album import Album
 from domain.asset import Asset
 from domain.errors import Forbidden, InvalidInput, NotFound
 from domain.ids import album_id_to_uuid, username_key
-from domain.indexes import Sequence
 from domain.share import MAX_LINK_ASSETS, AlbumSharing, SharedLink, check_role
 
 if TYPE_CHECKING:
@@ -164,10 +163,7 @@ class SharingCommands:
                     checked.append(str(asset.id))
 
         def attempt() -> tuple[int, int]:
-            try:
-                links = self.repository.get(Sequence.create_id("shared_links"))
-            except AggregateNotFoundError:
-                links = Sequence(name="shared_links")
+            links = self._sequence("shared_links")
             link_id = links.next_value()
             link = SharedLink(
                 link_id=link_id, owner_id=owner_id, album_id=album_id, asset_ids=checked,

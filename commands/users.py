@@ -12,7 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.retry import retry_on_conflict
 from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from domain.ids import email_key, user_id_to_uuid, username_key
-from domain.indexes import EmailClaimed, Sequence, UsernameClaimed
+from domain.indexes import EmailClaimed, UsernameClaimed
 from domain.user import User
 from infra.tokens import RefreshTokenParts, new_refresh_token, parse_refresh_token
 
@@ -64,10 +64,7 @@ class UserCommands:
             raise Conflict(f"email {email!r} is already registered", "email")
 
         def attempt() -> Session:
-            try:
-                users = self.repository.get(Sequence.create_id("users"))
-            except AggregateNotFoundError:
-                users = Sequence(name="users")
+            users = self._sequence("users")
             user_id = users.next_value()
             now = self.now()
             user = User(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +72,14 @@ async def photos(user: User, media: Path, n: int) -> list[str]:
         ids.append(up["data"]["asset_id"])
     assert len(set(ids)) == n
     return ids
+
+
+async def processed(user: User, asset_ids: list[str], timeout: float = 60) -> None:
+    """Wait until none of the assets is still `processing` (their tasks ran)."""
+    deadline = time.monotonic() + timeout
+    pending = list(asset_ids)
+    while pending and time.monotonic() < deadline:
+        states = [(await user.call("GET", f"/assets/{a}"))["data"]["status"]["state"] for a in pending]
+        pending = [a for a, s in zip(pending, states) if s == "processing"]
+        await asyncio.sleep(0.2)
+    assert not pending, f"still processing: {pending}"

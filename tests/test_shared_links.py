@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,12 @@ from infra.settings import Settings
 from projections.registry import PROJECTIONS
 from projections.runner import rebuild
 from tests.conftest import make_settings
-from tests.helpers import API, User, jpeg, register
+from tests.helpers import API, User, jpeg, processed, register
 
 
 @pytest.fixture
 def settings(tmp_path: Path, backend: str, pg_schema: str | None) -> Settings:
     return make_settings(tmp_path, backend, pg_schema, run_workers=True, rate_limit_share_password="3/minute")
-
-
-async def processed(user: User, asset_ids: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    pending = list(asset_ids)
-    while pending and time.monotonic() < deadline:
-        states = [(await user.call("GET", f"/assets/{a}"))["data"]["status"]["state"] for a in pending]
-        pending = [a for a, s in zip(pending, states) if s == "processing"]
-        await asyncio.sleep(0.2)
-    assert not pending, f"still processing: {pending}"
 
 
 async def public(client: Any, path: str, password: str | None = None) -> tuple[int, dict[str, str], bytes]:
