@@ -1,6 +1,6 @@
 """Quality and speed of the default ML pipeline on the corpus, against tests/media/ML-TRUTH.tsv.
 
-    python bench/ml_quality.py [--threads N] [--only SUBSTRING]
+    python bench/ml_quality.py [--threads N] [--only SUBSTRING] [--ocr-only] [--words]
 
 Runs the built-in models (the processors themselves, on the same decoded pictures the workers
 get) on every photo and RAW file of the truth file, and prints per file and in total:
@@ -67,6 +67,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
     parser.add_argument("--only", default="", help="only files whose path contains this")
+    parser.add_argument("--ocr-only", action="store_true",
+                        help="OCR alone: no metadata, thumbnails, faces, people or labels (quick)")
+    parser.add_argument("--words", action="store_true", help="list each file's missed and extra words")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="ml-quality-"))
     rows = [r for r in truth_rows() if args.only in r["path"]]
@@ -83,13 +86,14 @@ def main() -> None:
         path = MEDIA / row["path"]
         job = job_for(path, scratch)
         start = time.perf_counter()
-        try:
-            extract_metadata(job)
-            job.derived_dir.mkdir(parents=True, exist_ok=True)
-            make_thumbnails(job)
-        except Exception as exc:  # a file the core pipeline refuses is not an ML question
-            print(f"{row['path']:52} core pipeline failed: {str(exc)[:60]}")
-            continue
+        if not args.ocr_only:
+            try:
+                extract_metadata(job)
+                job.derived_dir.mkdir(parents=True, exist_ok=True)
+                make_thumbnails(job)
+            except Exception as exc:  # a file the core pipeline refuses is not an ML question
+                print(f"{row['path']:52} core pipeline failed: {str(exc)[:60]}")
+                continue
         base = time.perf_counter() - start
         try:
             image = np.asarray(job_images(job, frames=1, longest=ppocr.DETECT_LONGEST)[0])
@@ -99,10 +103,13 @@ def main() -> None:
         t0 = time.perf_counter()
         lines = ppocr.read_image(image, args.threads)
         t1 = time.perf_counter()
-        face_image = np.asarray(job_images(job, frames=1, longest=face_builtin.DETECT_LONGEST)[0])
-        t2 = time.perf_counter()
-        faces = face_builtin.find_faces(face_image)
-        t3 = time.perf_counter()
+        if args.ocr_only:
+            faces, t2, t3 = [], t1, t1
+        else:
+            face_image = np.asarray(job_images(job, frames=1, longest=face_builtin.DETECT_LONGEST)[0])
+            t2 = time.perf_counter()
+            faces = face_builtin.find_faces(face_image)
+            t3 = time.perf_counter()
         ocr_ms.append((t1 - t0) * 1000)
         face_ms.append((t3 - t2) * 1000)
         base_s += base
@@ -127,26 +134,34 @@ def main() -> None:
         recall = f"{hit / sum(truth_words.values()):.2f}" if truth_words else "-"
         print(f"{row['path']:52} {recall:>10} {extra:>5} {found:>3}/{expected:<3} {max(0, found - expected):>5}"
               f"  {ocr_ms[-1]:.0f}/{face_ms[-1]:.0f}")
+        if args.words:
+            missed = sorted((truth_words - read).elements())
+            extras = sorted(w for w, n in read.items() if w not in truth_words for _ in range(n))
+            if missed or extras:
+                print(f"    missed: {' '.join(missed) or '-'}; extra: {' '.join(extras) or '-'}")
 
     print()
     print(f"OCR word recall: {totals['words_hit']}/{totals['words']} = "
           f"{totals['words_hit'] / max(1, totals['words']):.3f} (aim >= 0.9); words read that are not there: "
           f"{totals['words_extra']}")
-    print(f"face recall: {totals['faces_hit']}/{totals['faces']} = {totals['faces_hit'] / max(1, totals['faces']):.3f} "
-          f"(aim >= 0.9); false faces: {totals['false_faces']} (aim <= 1)")
-    people = cluster(faces_found)
-    same = [(a, b) for a in range(len(faces_found)) for b in range(a + 1, len(faces_found))
-            if faces_found[a][0] == faces_found[b][0] and faces_found[a][0] in SAME_PERSON]
-    apart = [(a, b) for a in range(len(faces_found)) for b in range(a + 1, len(faces_found))
-             if faces_found[a][0] != faces_found[b][0]]
-    print(f"people: {len(set(people))} from {len(faces_found)} faces; same person grouped: "
-          f"{sum(people[a] == people[b] for a, b in same)}/{len(same)}; different people apart: "
-          f"{sum(people[a] != people[b] for a, b in apart)}/{len(apart)}")
-    labels_report(rows)
+    if not args.ocr_only:
+        print(f"face recall: {totals['faces_hit']}/{totals['faces']} = {totals['faces_hit'] / max(1, totals['faces']):.3f} "
+              f"(aim >= 0.9); false faces: {totals['false_faces']} (aim <= 1)")
+        people = cluster(faces_found)
+        same = [(a, b) for a in range(len(faces_found)) for b in range(a + 1, len(faces_found))
+                if faces_found[a][0] == faces_found[b][0] and faces_found[a][0] in SAME_PERSON]
+        apart = [(a, b) for a in range(len(faces_found)) for b in range(a + 1, len(faces_found))
+                 if faces_found[a][0] != faces_found[b][0]]
+        print(f"people: {len(set(people))} from {len(faces_found)} faces; same person grouped: "
+              f"{sum(people[a] == people[b] for a, b in same)}/{len(same)}; different people apart: "
+              f"{sum(people[a] != people[b] for a, b in apart)}/{len(apart)}")
+        labels_report(rows)
     n = len(ocr_ms)
     if n:
         print(f"speed ({n} images, {args.threads} threads): OCR {np.mean(ocr_ms):.0f} ms/image "
-              f"(median {np.median(ocr_ms):.0f}), faces {np.mean(face_ms):.0f} ms/image (median {np.median(face_ms):.0f})")
+              f"(median {np.median(ocr_ms):.0f})" + ("" if args.ocr_only else
+              f", faces {np.mean(face_ms):.0f} ms/image (median {np.median(face_ms):.0f})"))
+    if n and not args.ocr_only:
         print(f"pipeline: metadata+thumbnails {n / base_s:.2f} photos/s; + OCR + faces {n / full_s:.2f} photos/s "
               f"(ratio {base_s / full_s:.2f})")
 
