@@ -85,17 +85,21 @@ class Breaker:
     def guard(self, pool: Any) -> None:
         """Route `pool.getconn` (which `pool.connection()` uses) through this breaker."""
         getconn = pool.getconn
+        # Failed connects and broken connections counted by the pool when we last looked: read
+        # on a timeout only, so the common path costs no stats call.
+        seen = [_failures(pool)]
 
         def guarded_getconn(timeout: float | None = None) -> Any:
             probe = self._admit()
-            failures = _failures(pool)
             try:
                 conn = getconn(timeout)
             except PoolTimeout:
-                # Connection attempts failed, or pooled connections were found broken, while this
-                # caller waited (or before: a pool with nothing in it is still failing to refill).
+                # Connection attempts failed, or pooled connections were found broken, since the
+                # last look (or the pool has nothing in it: it is still failing to refill).
                 stats = pool.get_stats()
-                outage = _failures(pool) > failures or stats.get("pool_size", 1) == 0
+                failures = _failures(pool)
+                outage = failures > seen[0] or stats.get("pool_size", 1) == 0
+                seen[0] = failures
                 self._failed(outage, probe)
                 raise
             except BaseException:
