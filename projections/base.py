@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, ClassVar
+
+import orjson
 
 from infra.database import Transaction
 
@@ -38,8 +39,16 @@ def ts(value: datetime | None) -> str | None:
         utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
 
 
+# orjson with json.dumps(default=str, sort_keys=True)'s meaning: datetimes and dataclasses still go
+# through str() (orjson would format them itself), keys sorted, non-text keys as text. The text is
+# compact and keeps non-ASCII as UTF-8 (readers parse it; nothing compares it as text). A rebuild
+# formats every row's JSON columns: this was 17% of a catalog replay.
+_JSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+                 | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
 def to_json(value: Any) -> str:
-    return json.dumps(value, default=str, sort_keys=True)
+    return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
 
 
 class Projection:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+
+import orjson
 from datetime import datetime, timezone
 from typing import Any
 
@@ -216,7 +218,7 @@ class CatalogProjection(Projection):
     def task_state_changed(self, row: Row | None, e: Any) -> Row | None:
         if row is None:
             return None
-        status = json.loads(row["status"])
+        status = orjson.loads(row["status"])
         status["tasks"][e.queue] = e.state
         tasks = {q: {"state": s} for q, s in status["tasks"].items()}
         return self._stamp(row, e, status=to_json(status_of(tasks, status.get("problems"))))
@@ -225,7 +227,7 @@ class CatalogProjection(Projection):
     def damage_found(self, row: Row | None, e: Any) -> Row | None:
         if row is None:
             return None
-        status = json.loads(row["status"])
+        status = orjson.loads(row["status"])
         tasks = {q: {"state": s} for q, s in status["tasks"].items()}
         return self._stamp(row, e, status=to_json(status_of(tasks, list(e.problems))))
 
