@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -48,7 +49,10 @@ _JSON_OPTIONS = (orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS | orjson.OPT_PAS
 
 
 def to_json(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
+    try:
+        return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
+    except TypeError:  # an integer past 64 bits (an odd EXIF value, say): orjson refuses, json writes it
+        return json.dumps(value, default=str, sort_keys=True)
 
 
 class Projection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 import shutil
 import time
@@ -346,8 +347,8 @@ def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypat
                              (library_id,))
     assert [r["relative_path"] for r in rows] == [f"p{i}.jpg" for i in range(7)]
     assert calls[2:] == [3, 1]  # the retry indexed only the four that were missing
-    scan = services.db.query_one("SELECT scan FROM libraries WHERE library_id = ?", (library_id,))["scan"]
-    assert '"indexed": 4' in scan and '"finished": true' in scan and '"state": "completed"' in scan
+    scan = json.loads(services.db.query_one("SELECT scan FROM libraries WHERE library_id = ?", (library_id,))["scan"])
+    assert scan["indexed"] == 4 and scan["finished"] is True and scan["state"] == "completed"
 
 
 def test_a_long_scan_continues_in_a_new_job_instead_of_timing_out(services, roots, media, monkeypatch):

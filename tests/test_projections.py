@@ -180,3 +180,15 @@ def test_fast_decoding_reads_every_stored_event_as_the_mapper_does(services):
         slow = services.app.mapper.to_domain_event(n).__dict__
         assert fast == slow
         assert {k: type(v) for k, v in fast.items()} == {k: type(v) for k, v in slow.items()}
+
+
+def test_json_columns_take_any_value_json_takes() -> None:
+    """Read-model JSON is written by orjson; an integer past 64 bits (an odd EXIF value) must not
+    stop a projection: it is written as json would."""
+    import json
+
+    from projections.base import to_json
+
+    for value in ({"b": 1, "a": [1.5, "é", None]}, {"big": 2**70, "neg": -(2**65)}, [2**64]):
+        assert json.loads(to_json(value)) == value
+    assert list(json.loads(to_json({"b": 1, "a": 2}))) == ["a", "b"]  # keys sorted
