@@ -28,6 +28,15 @@ from domain.library import library_of
 from infra.library_fs import resolve_in_library
 from infra.settings import Settings, SettingsError
 
+
+def hash_file(path: Path) -> str:
+    """The BLAKE3 content hash of a file on disk (the hash uploads record), read a MiB at a time."""
+    hasher = blake3()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
 _STAGE_BUFFER = 1024 * 1024  # bytes gathered on the loop before one write+hash in the executor
 DEFAULT_REPOSITORY_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "darkroom:repository:default"))
 

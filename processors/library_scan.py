@@ -18,13 +18,12 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from blake3 import blake3
-
 from commands.libraries import ChangedFile, NewFile, ScanTicket
 from domain.library import SCAN_QUEUE
 from infra.background import Background
 from infra.library_fs import WalkStats, glob_regex, resolve_in_library, walk
 from infra.media_types import sniff_file
+from infra.storage import hash_file
 from projections.libraries import Libraries
 
 log = logging.getLogger("darkroom.libraries")
@@ -38,14 +37,6 @@ MEDIA_EXTENSIONS = frozenset(
 
 class _OutOfTime(Exception):
     """The scan used its share of the job timeout: continue in a new job."""
-
-
-def hash_file(path: Path) -> str:
-    hasher = blake3()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            hasher.update(chunk)
-    return hasher.hexdigest()
 
 
 class Scan:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from blake3 import blake3
 from eventsourcing.utils import get_topic
 
 from domain.asset import Asset
 from infra.background import Background
+from infra.storage import hash_file
 
 log = logging.getLogger("darkroom.storage_check")
 
@@ -60,14 +60,6 @@ def _files(root: Path) -> Iterator[Path]:
             yield Path(directory) / name
 
 
-def _hash(path: Path) -> str:
-    hasher = blake3()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 @dataclass
 class FsckReport:
     checked: int = 0
@@ -100,7 +92,7 @@ def fsck(app: Any, storage: Any, rehash: bool = True) -> FsckReport:
         size = path.stat().st_size
         if size != original.file_size:
             report.changed.append(entry | {"expected_size": original.file_size, "size": size})
-        elif rehash and _hash(path) != original.content_hash:
+        elif rehash and hash_file(path) != original.content_hash:
             report.changed.append(entry | {"expected_hash": original.content_hash})
     for repository_id, root in storage.repositories.items():
         for path in _files(root / "originals"):
