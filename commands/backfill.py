@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.retry import retry_on_conflict
 from domain.asset import Asset
+from domain.stack import Stack
 
 if TYPE_CHECKING:
     from commands.application import Darkroom
@@ -43,7 +44,7 @@ class BackfillCommands:
                 if any(type(e).__name__ == "Located" for e in asset.pending_events):
                     done.add(PLACE)
                 changed = [a for a in self.same_shot_changes(asset) if a.pending_events]
-                if any(type(a).__name__ == "Stack" for a in changed):
+                if any(isinstance(a, Stack) for a in changed):
                     done.add(STACK)
             thumbnails = asset.tasks.get("thumbnail_asset", {}).get("state")
             if (fingerprints and asset.asset_type == "PHOTO" and thumbnails == "completed"

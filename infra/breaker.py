@@ -40,7 +40,7 @@ class Breaker:
         self._opened_at: float | None = None  # when it opened, or when its last probe failed
         self._down_since = 0.0
         self._probing = False
-        self.trips = 0  # how many times it opened (health and tests read it)
+        self.trips = 0  # how many times it opened
 
     @property
     def is_open(self) -> bool:
@@ -87,7 +87,7 @@ class Breaker:
         getconn = pool.getconn
         # Failed connects and broken connections counted by the pool when we last looked: read
         # on a timeout only, so the common path costs no stats call.
-        seen = [_failures(pool)]
+        seen = [_failures(pool.get_stats())]
 
         def guarded_getconn(timeout: float | None = None) -> Any:
             probe = self._admit()
@@ -97,7 +97,7 @@ class Breaker:
                 # Connection attempts failed, or pooled connections were found broken, since the
                 # last look (or the pool has nothing in it: it is still failing to refill).
                 stats = pool.get_stats()
-                failures = _failures(pool)
+                failures = _failures(stats)
                 outage = failures > seen[0] or stats.get("pool_size", 1) == 0
                 seen[0] = failures
                 self._failed(outage, probe)
@@ -112,8 +112,7 @@ class Breaker:
         pool.getconn = guarded_getconn
 
 
-def _failures(pool: Any) -> int:
-    stats = pool.get_stats()
+def _failures(stats: dict[str, int]) -> int:
     return stats.get("connections_errors", 0) + stats.get("connections_lost", 0)
 
 

@@ -311,6 +311,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from collections import Counter
     from uuid import UUID
 
+    from commands.backfill import FINGERPRINT, PLACE, STACK
     from infra.bootstrap import bootstrap
 
     services = bootstrap(_settings(args))
@@ -322,12 +323,12 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             done.update(services.app.backfill_asset(UUID(row["asset_id"]), fingerprints=not args.no_fingerprints))
             if time.monotonic() - shown >= 2 or n == total:
                 shown = time.monotonic()
-                print(f"backfill: {n}/{total} assets; places {done['place']}, stacks {done['stack']}, "
-                      f"fingerprints queued {done['fingerprint']}", file=sys.stderr)
+                print(f"backfill: {n}/{total} assets; places {done[PLACE]}, stacks {done[STACK]}, "
+                      f"fingerprints queued {done[FINGERPRINT]}", file=sys.stderr)
     finally:
         services.close()
-    print(json.dumps({"assets": total, "places": done["place"], "stacks": done["stack"],
-                      "fingerprints_queued": done["fingerprint"]}))
+    print(json.dumps({"assets": total, "places": done[PLACE], "stacks": done[STACK],
+                      "fingerprints_queued": done[FINGERPRINT]}))
     return 0
 
 

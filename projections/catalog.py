@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-
-import orjson
 from datetime import datetime, timezone
 from typing import Any
+
+import orjson
 
 from domain.asset import status_of
 from domain.camera import clean_lens, lens_key, normalise_make
