@@ -304,18 +304,25 @@ async def test_rebuild_keeps_libraries_and_their_files(client, services, roots, 
     assert (await admin.call("GET", f"/admin/libraries/{library_id}"))["data"]["offline_count"] == 1
 
 
+def _library_of_photos(services, roots, media, name: str, count: int) -> tuple[int, int]:
+    """alice's library `name`: a folder of `count` distinct JPEGs p0.jpg, p1.jpg..."""
+    folder = roots / name
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"p{i}.jpg").write_bytes(jpeg(media, f"{name} {i}"))
+    app = services.app
+    owner = app.register("alice", "alice@example.org", services.passwords.hash("a long password")).user.user_id
+    library_id, _ = app.create_library(owner, name, owner, folder.resolve(), [], False)
+    return owner, library_id
+
+
 def test_a_scan_that_dies_resumes_where_it_was(services, roots, media, monkeypatch):
     """Given a scan that fails after its first committed batch, its retry indexes the rest, and
     no file twice; the counts of the library show the progress of each attempt."""
     from processors import library_scan
 
-    folder = roots / "many"
-    folder.mkdir()
-    for i in range(7):
-        (folder / f"p{i}.jpg").write_bytes(jpeg(media, f"many {i}"))
     app = services.app
-    owner = app.register("alice", "alice@example.org", services.passwords.hash("a long password")).user.user_id
-    library_id, _ = app.create_library(owner, "many", owner, folder.resolve(), [], False)
+    _, library_id = _library_of_photos(services, roots, media, "many", 7)
     monkeypatch.setattr(library_scan, "BATCH", 3)
     calls = []
     original = type(app).index_library_files
@@ -356,13 +363,8 @@ def test_a_long_scan_continues_in_a_new_job_instead_of_timing_out(services, root
     continuation; it marks nothing offline, and the continuation finishes the walk."""
     from processors import library_scan
 
-    folder = roots / "big"
-    folder.mkdir()
-    for i in range(5):
-        (folder / f"p{i}.jpg").write_bytes(jpeg(media, f"big {i}"))
     app = services.app
-    owner = app.register("alice", "alice@example.org", services.passwords.hash("a long password")).user.user_id
-    library_id, _ = app.create_library(owner, "big", owner, folder.resolve(), [], False)
+    _, library_id = _library_of_photos(services, roots, media, "big", 5)
     monkeypatch.setattr(library_scan, "BATCH", 2)
     monkeypatch.setattr(services.settings, "job_timeout_seconds", 0.0)  # out of time at the first batch
 
